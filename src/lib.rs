@@ -1,0 +1,7 @@
+//! tidewatch: watch container registries, pick image tags by policy, and
+//! rewrite GitOps manifests without reformatting them.
+//!
+//! The modules follow the data flow of one cycle (see `DESIGN.md`):
+//! `config` loads and checks policy files, `policy` picks tags.
+
+pub mod policy;
