@@ -2,6 +2,9 @@
 //! rewrite GitOps manifests without reformatting them.
 //!
 //! The modules follow the data flow of one cycle (see `DESIGN.md`):
-//! `config` loads and checks policy files, `policy` picks tags.
+//! `config` loads and checks policy files, `policy` picks tags, and
+//! `reference` parses and normalises image names for both.
 
+pub mod config;
 pub mod policy;
+pub mod reference;

@@ -122,6 +122,8 @@ fn describe_groups(pattern: &Regex) -> String {
         .collect();
     match (numbered, named.is_empty()) {
         (0, _) => "no groups".to_string(),
+        (1, true) => "group $1".to_string(),
+        (1, false) => format!("group $1, named {}", named.join(", ")),
         (n, true) => format!("groups $1..${n}"),
         (n, false) => format!("groups $1..${n}, named {}", named.join(", ")),
     }

@@ -162,7 +162,9 @@ pub(crate) enum Strategy {
     /// Ordered by the image's build time, which comes from registry metadata.
     NewestBuild(Direction),
     /// Follow the digest of one mutable tag.
-    Digest { tag: String },
+    Digest {
+        tag: String,
+    },
 }
 
 /// A compiled image policy, ready to select.
@@ -350,7 +352,10 @@ mod tests {
         for s in Order::spellings() {
             let o: Order = s.parse().unwrap();
             let back = o.to_string();
-            assert!(s == back || s.ends_with(":asc") && s.starts_with(&back), "{s} vs {back}");
+            assert!(
+                s == back || s.ends_with(":asc") && s.starts_with(&back),
+                "{s} vs {back}"
+            );
         }
         assert!("semver:up".parse::<Order>().is_err());
         assert!("latest".parse::<Order>().is_err());
@@ -364,7 +369,10 @@ mod tests {
             ..Default::default()
         };
         let errors = Policy::compile(&spec).unwrap_err();
-        assert!(errors[0].message.contains("exactly one ordering source"), "{errors:?}");
+        assert!(
+            errors[0].message.contains("exactly one ordering source"),
+            "{errors:?}"
+        );
         let spec = PolicySpec {
             semver: Some("^1".into()),
             order: Some("semver:desc".parse().unwrap()),

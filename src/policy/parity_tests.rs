@@ -177,14 +177,22 @@ fn flux_parity() {
         },
         Case {
             name: "flux numerical filter extract rc",
-            tags: &["1.0.0", "1.0.0-rc.1", "1.0.0-rc.2", "1.0.0-rc.3", "1.0.1-rc.2"],
+            tags: &[
+                "1.0.0",
+                "1.0.0-rc.1",
+                "1.0.0-rc.2",
+                "1.0.0-rc.3",
+                "1.0.1-rc.2",
+            ],
             spec: filtered(r"1.0.0-rc\.(?P<num>[0-9]+)", Some("$num"), "numerical"),
             want: Some("1.0.0-rc.3"),
             ..Default::default()
         },
         Case {
             name: "flux numerical integers asc",
-            tags: &["-62", "-88", "73", "72", "15", "16", "15", "29", "-33", "-91"],
+            tags: &[
+                "-62", "-88", "73", "72", "15", "16", "15", "29", "-33", "-91",
+            ],
             spec: order("numerical"),
             want: Some("73"),
             ..Default::default()
@@ -234,14 +242,26 @@ fn flux_parity() {
         },
         Case {
             name: "flux numerical unix timestamps asc",
-            tags: &["1606234201", "1606364286", "1606334092", "1606334284", "1606334201"],
+            tags: &[
+                "1606234201",
+                "1606364286",
+                "1606334092",
+                "1606334284",
+                "1606334201",
+            ],
             spec: order("numerical"),
             want: Some("1606364286"),
             ..Default::default()
         },
         Case {
             name: "flux numerical unix timestamps desc",
-            tags: &["1606234201", "1606364286", "1606334092", "1606334284", "1606334201"],
+            tags: &[
+                "1606234201",
+                "1606364286",
+                "1606334092",
+                "1606334284",
+                "1606334201",
+            ],
             spec: order("numerical:desc"),
             want: Some("1606234201"),
             ..Default::default()
@@ -561,7 +581,12 @@ fn filter_order_and_exclude_rules() {
         },
         Case {
             name: "cosign signature tags are excluded by default",
-            tags: &["sha256-abcdef0123.sig", "sha256-abcdef0123.att", "sha256-ab.sbom", "1.0"],
+            tags: &[
+                "sha256-abcdef0123.sig",
+                "sha256-abcdef0123.att",
+                "sha256-ab.sbom",
+                "1.0",
+            ],
             spec: order("alphabetical"),
             want: Some("1.0"),
             ..Default::default()
@@ -615,7 +640,13 @@ fn variant_and_downgrade_rules() {
     check(&[
         Case {
             name: "variant keep stays on alpine",
-            tags: &["1.25-alpine", "1.27-alpine", "1.27-alpine-perl", "1.27", "1.28-perl"],
+            tags: &[
+                "1.25-alpine",
+                "1.27-alpine",
+                "1.27-alpine-perl",
+                "1.27",
+                "1.28-perl",
+            ],
             spec: keep(">=1.0"),
             current: Some("1.25-alpine"),
             want: Some("1.27-alpine"),
@@ -776,7 +807,14 @@ fn explain_reports_each_reason_and_ranks_survivors() {
     })
     .unwrap();
     let tags = [
-        "1.0.0", "1.2.0", "1.1.0-rc.1", "2.0.0", "latest", "sha256-ab.sig", "1.0.0", "v1.1.0",
+        "1.0.0",
+        "1.2.0",
+        "1.1.0-rc.1",
+        "2.0.0",
+        "latest",
+        "sha256-ab.sig",
+        "1.0.0",
+        "v1.1.0",
     ];
     let s = policy.explain(&tags, &HashMap::new(), Some("1.0.5"));
     let verdict = |t: &str| {
@@ -791,7 +829,10 @@ fn explain_reports_each_reason_and_ranks_survivors() {
     assert_eq!(verdict("1.1.0-rc.1"), Err(Drop::PreRelease));
     assert_eq!(verdict("2.0.0"), Err(Drop::OutOfRange));
     assert_eq!(verdict("latest"), Err(Drop::NoFilterMatch));
-    assert!(matches!(verdict("sha256-ab.sig"), Err(Drop::Excluded { .. })));
+    assert!(matches!(
+        verdict("sha256-ab.sig"),
+        Err(Drop::Excluded { .. })
+    ));
     assert_eq!(
         verdict("1.0.0"),
         Err(Drop::BelowCurrent {

@@ -272,7 +272,7 @@ fn parse_partial(scan: &mut Scanner<'_>) -> Result<PartialVersion, String> {
     let mut next = |name: &str| -> Result<Option<Option<u64>>, String> {
         match parts.next() {
             None => Ok(None),
-            Some(p) if matches!(p, "x" | "X" | "*") => Ok(Some(None)),
+            Some("x" | "X" | "*") => Ok(Some(None)),
             Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => p
                 .parse::<u64>()
                 .map(|n| Some(Some(n)))
@@ -286,9 +286,7 @@ fn parse_partial(scan: &mut Scanner<'_>) -> Result<PartialVersion, String> {
     let minor = next("minor")?.flatten();
     let patch = next("patch")?.flatten();
     if parts.next().is_some() {
-        return Err(format!(
-            "`{token}` has more than three version components"
-        ));
+        return Err(format!("`{token}` has more than three version components"));
     }
     // Components after a wildcard do not matter; Masterminds ignores them too.
     let pre = match pre {
@@ -377,8 +375,7 @@ impl Comparator {
             return false;
         }
         // `~0`, `~*` and friends accept everything at or above 0.0.0.
-        if c.major == 0 && c.minor == 0 && c.patch == 0 && !self.minor_dirty && !self.patch_dirty
-        {
+        if c.major == 0 && c.minor == 0 && c.patch == 0 && !self.minor_dirty && !self.patch_dirty {
             return true;
         }
         if v.major != c.major {
@@ -424,21 +421,30 @@ mod tests {
 
     #[test]
     fn accepts_the_ranges_flux_documents() {
-        for r in ["1.0.x", "^1.0", "=1.0.0", "~1.0", ">=1.0", ">0,<2.0", "*", "x", "v1.2.3"] {
+        for r in [
+            "1.0.x", "^1.0", "=1.0.0", "~1.0", ">=1.0", ">0,<2.0", "*", "x", "v1.2.3",
+        ] {
             assert!(Range::parse(r).is_ok(), "{r} should parse");
         }
     }
 
     #[test]
     fn rejects_what_flux_rejects() {
-        for r in ["1.0.0p", "1x", "x1", "-1", "a", "", "  ", "1.0 ||", ">=", "1.2.3.4", "1.0,"] {
+        for r in [
+            "1.0.0p", "1x", "x1", "-1", "a", "", "  ", "1.0 ||", ">=", "1.2.3.4", "1.0,",
+        ] {
             assert!(Range::parse(r).is_err(), "{r:?} should be refused");
         }
     }
 
     #[test]
     fn and_by_comma_or_space_or_both() {
-        for r in [">=1.2.0 <2.0.0", ">=1.2.0,<2.0.0", ">= 1.2.0, < 2.0.0", ">=1.2.0 , <2.0.0"] {
+        for r in [
+            ">=1.2.0 <2.0.0",
+            ">=1.2.0,<2.0.0",
+            ">= 1.2.0, < 2.0.0",
+            ">=1.2.0 , <2.0.0",
+        ] {
             assert!(check(r, "1.5.0"), "{r}");
             assert!(!check(r, "2.0.0"), "{r}");
             assert!(!check(r, "1.1.9"), "{r}");

@@ -44,7 +44,9 @@ impl fmt::Display for Pick {
 pub enum Outcome {
     Picked(Pick),
     /// No tag qualifies; the reason summarises what dropped them.
-    NothingQualifies { reason: String },
+    NothingQualifies {
+        reason: String,
+    },
 }
 
 impl Outcome {
@@ -179,9 +181,7 @@ enum Key {
 impl Key {
     fn cmp_primary(&self, other: &Key) -> Ordering {
         match (self, other) {
-            (Key::Semver { version: a, .. }, Key::Semver { version: b, .. }) => {
-                a.cmp_precedence(b)
-            }
+            (Key::Semver { version: a, .. }, Key::Semver { version: b, .. }) => a.cmp_precedence(b),
             // NaN never becomes a key, so this is a total order.
             (Key::Number(a), Key::Number(b)) => a.partial_cmp(b).unwrap_or(Ordering::Equal),
             (Key::Text(a), Key::Text(b)) => a.as_bytes().cmp(b.as_bytes()),
@@ -254,7 +254,7 @@ impl Policy {
         tags: &[S],
         metadata: &HashMap<String, TagMetadata>,
         current: Option<&str>,
-        mut explained: Option<&mut Vec<Candidate>>,
+        explained: Option<&mut Vec<Candidate>>,
     ) -> Outcome {
         let mut scratch = Scratch {
             locations: self.filter.as_ref().map(|re| re.capture_locations()),
@@ -324,7 +324,7 @@ impl Policy {
             }
         }
 
-        if let Some(out) = explained.as_deref_mut() {
+        if let Some(out) = explained {
             qualified.sort_by(|(at, ak), (bt, bk)| self.rank(bt, bk, at, ak));
             best = qualified.first().cloned();
             for (rank, (tag, _)) in qualified.iter().enumerate() {
@@ -456,7 +456,10 @@ impl Policy {
                             Some(rest) => (rest, false),
                             None => (value, true),
                         };
-                        (Version::parse(text).map_err(|_| Drop::NotSemver)?, canonical)
+                        (
+                            Version::parse(text).map_err(|_| Drop::NotSemver)?,
+                            canonical,
+                        )
                     }
                 };
                 if is_candidate {

@@ -1,0 +1,238 @@
+//! `tidewatch tags`: candidates and the pick for one image under a policy
+//! given by flags.
+//!
+//! Offline (`--tags-from FILE|-`) it ranks a given tag list, one tag per line.
+//! A line may add registry metadata as `digest=sha256:…` and
+//! `created=<RFC 3339>` after the tag, so digest and newest-build policies
+//! can be tried offline too.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, ValueEnum};
+use tidewatch::policy::{Outcome, Policy, PolicySpec, TagMetadata};
+use tidewatch::reference::Reference;
+
+/// Exit code for bad input, as DESIGN.md fixes it.
+const BAD_INPUT: u8 = 2;
+/// Exit code when no tag qualifies.
+const NOTHING: u8 = 1;
+
+#[derive(Args, Debug)]
+pub struct TagsArgs {
+    /// The image repository, e.g. `ghcr.io/acme/app` or `nginx`.
+    pub image: String,
+    /// Policy file or directory; only its `registries:` section is used.
+    #[arg(short = 'c', long = "config")]
+    pub config: Option<PathBuf>,
+    /// Evaluate this tag list (one per line; `-` for stdin) instead of the registry.
+    #[arg(long = "tags-from", value_name = "FILE|-")]
+    pub tags_from: Option<String>,
+    /// Semver range, Masterminds v3 syntax (as Flux and Argo CD Image Updater).
+    #[arg(long, value_name = "RANGE")]
+    pub semver: Option<String>,
+    /// Regex a tag must match (unanchored, as in Flux).
+    #[arg(long, value_name = "RE")]
+    pub pattern: Option<String>,
+    /// Template over the pattern's groups to order by: `$1`, `$name`, `${name}`.
+    #[arg(long, value_name = "TPL")]
+    pub extract: Option<String>,
+    /// semver|numerical|alphabetical|newest-build, optionally `:asc` or `:desc`.
+    #[arg(long, value_name = "KIND[:DIR]")]
+    pub order: Option<String>,
+    /// Regex of tags to drop first (repeatable); adds to the default excludes.
+    #[arg(long, value_name = "RE")]
+    pub exclude: Vec<String>,
+    /// Do not drop cosign signature/attestation tags and `*.sig` by default.
+    #[arg(long)]
+    pub no_default_excludes: bool,
+    /// Follow the digest of this mutable tag.
+    #[arg(long, value_name = "TAG")]
+    pub digest: Option<String>,
+    /// `keep`: only tags with the same suffix as `--current` qualify.
+    #[arg(long, value_enum)]
+    pub variant: Option<VariantFlag>,
+    /// The value in Git now: turns on no-downgrade and variant matching.
+    #[arg(long, value_name = "TAG")]
+    pub current: Option<String>,
+    /// Allow a pick that orders below `--current`.
+    #[arg(long)]
+    pub allow_downgrade: bool,
+    /// Talk plain HTTP to the registry without a policy file.
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum VariantFlag {
+    Keep,
+}
+
+/// The flag each policy field comes from, so errors name what the user typed.
+fn flag_for(field: &str) -> &'static str {
+    match field.split(['.', '[']).next().unwrap_or(field) {
+        "semver" => "--semver",
+        "filter" if field.ends_with("extract") => "--extract",
+        "filter" => "--pattern",
+        "exclude" => "--exclude",
+        "digest" => "--digest",
+        "variant" => "--variant",
+        "order" => "--order",
+        _ => "a policy flag",
+    }
+}
+
+fn bad_input(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(BAD_INPUT)
+}
+
+pub fn run(args: &TagsArgs) -> ExitCode {
+    if let Err(e) = Reference::parse(&args.image) {
+        return bad_input(e);
+    }
+    let order = match args.order.as_deref().map(str::parse).transpose() {
+        Ok(order) => order,
+        Err(e) => return bad_input(format!("--order: {e}")),
+    };
+    let spec = PolicySpec {
+        semver: args.semver.clone(),
+        pattern: args.pattern.clone(),
+        extract: args.extract.clone(),
+        order,
+        digest: args.digest.clone(),
+        exclude: args.exclude.clone(),
+        exclude_defaults: !args.no_default_excludes,
+        variant_keep: args.variant.is_some(),
+        allow_downgrade: args.allow_downgrade,
+    };
+    let policy = match Policy::compile(&spec) {
+        Ok(p) => p,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("error: {}: {}", flag_for(&e.field), e.message);
+            }
+            return ExitCode::from(BAD_INPUT);
+        }
+    };
+    if spec.variant_keep && args.current.is_none() {
+        eprintln!("note: --variant keep has no effect without --current");
+    }
+    if let Some(config) = &args.config {
+        if let Err(e) = tidewatch::config::Config::load(config) {
+            return bad_input(e);
+        }
+    }
+    let Some(source) = &args.tags_from else {
+        return bad_input(
+            "querying a live registry is not in this build yet; give the tags with --tags-from FILE or --tags-from -",
+        );
+    };
+    let text = match read_source(source) {
+        Ok(t) => t,
+        Err(e) => return bad_input(format!("cannot read tags from {source}: {e}")),
+    };
+    let (tags, metadata) = match parse_tag_list(&text) {
+        Ok(parsed) => parsed,
+        Err(e) => return bad_input(e),
+    };
+
+    let selection = policy.explain(&tags, &metadata, args.current.as_deref());
+    eprintln!("{} candidates for {}:", tags.len(), args.image);
+    for candidate in &selection.candidates {
+        match &candidate.verdict {
+            Ok(0) => eprintln!("  pick     {}", candidate.tag),
+            Ok(rank) => eprintln!("  #{:<7} {}", rank + 1, candidate.tag),
+            Err(why) => eprintln!("  dropped  {}  ({why})", candidate.tag),
+        }
+    }
+    match selection.outcome {
+        Outcome::Picked(pick) => {
+            if args.current.as_deref() == Some(pick.tag.as_str()) && pick.digest.is_none() {
+                eprintln!("the current value {} is already the pick", pick.tag);
+            }
+            println!("{pick}");
+            ExitCode::SUCCESS
+        }
+        Outcome::NothingQualifies { reason } => {
+            eprintln!("nothing qualifies: {reason}");
+            ExitCode::from(NOTHING)
+        }
+    }
+}
+
+fn read_source(source: &str) -> std::io::Result<String> {
+    if source == "-" {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text)?;
+        Ok(text)
+    } else {
+        std::fs::read_to_string(source)
+    }
+}
+
+type TagList = (Vec<String>, HashMap<String, TagMetadata>);
+
+/// One tag per line; blank lines and `#` comments are skipped. Optional
+/// `digest=` and `created=` fields follow the tag.
+fn parse_tag_list(text: &str) -> Result<TagList, String> {
+    let mut tags = Vec::new();
+    let mut metadata = HashMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut fields = line.split_whitespace();
+        let Some(tag) = fields.next() else { continue };
+        let mut meta = TagMetadata::default();
+        for field in fields {
+            match field.split_once('=') {
+                Some(("digest", d)) => meta.digest = Some(d.to_string()),
+                Some(("created", c)) => {
+                    meta.created = Some(c.parse().map_err(|e| {
+                        format!("line {}: created={c} is not an RFC 3339 time: {e}", n + 1)
+                    })?)
+                }
+                _ => {
+                    return Err(format!(
+                        "line {}: unexpected `{field}` after the tag; only digest=… and created=… may follow",
+                        n + 1
+                    ))
+                }
+            }
+        }
+        if meta != TagMetadata::default() {
+            metadata.insert(tag.to_string(), meta);
+        }
+        tags.push(tag.to_string());
+    }
+    Ok((tags, metadata))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tag_list_with_metadata_comments_and_blanks() {
+        let (tags, meta) = parse_tag_list(
+            "# tags\n1.0\n\n  stable digest=sha256:ab created=2024-01-02T03:04:05Z\n",
+        )
+        .unwrap();
+        assert_eq!(tags, ["1.0", "stable"]);
+        assert_eq!(meta["stable"].digest.as_deref(), Some("sha256:ab"));
+        assert!(meta["stable"].created.is_some());
+        assert!(parse_tag_list("1.0 colour=blue").is_err());
+        assert!(parse_tag_list("1.0 created=yesterday").is_err());
+    }
+
+    #[test]
+    fn errors_name_the_flag() {
+        assert_eq!(flag_for("filter.extract"), "--extract");
+        assert_eq!(flag_for("filter.pattern"), "--pattern");
+        assert_eq!(flag_for("exclude[2]"), "--exclude");
+    }
+}

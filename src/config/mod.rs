@@ -1,0 +1,156 @@
+//! Policy files: the model, loading (one file or a directory of `*.yaml`),
+//! and validation with file:line:column errors.
+//!
+//! Loading never stops at the first problem: it returns every diagnostic it
+//! can find, so `tidewatch check` shows a user all they have to fix at once.
+
+mod diagnostic;
+mod load;
+pub mod model;
+mod positions;
+mod validate;
+
+use std::collections::HashMap;
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+
+pub use diagnostic::Diagnostic;
+pub use model::*;
+pub use positions::Position;
+
+use crate::policy::Policy;
+
+/// A config item and where it was written, for errors that point at it.
+#[derive(Clone, Debug)]
+pub struct Located<T> {
+    pub item: T,
+    /// Index into [`Config::sources`].
+    pub source: usize,
+    /// Field path of the item in its file, e.g. `images[3]`.
+    pub path: String,
+}
+
+impl<T> Deref for Located<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.item
+    }
+}
+
+/// One policy file that took part in a config, with what it contributed.
+#[derive(Debug)]
+pub struct Source {
+    pub path: PathBuf,
+    pub repository: bool,
+    pub registries: usize,
+    pub images: usize,
+    pub updates: usize,
+}
+
+impl Source {
+    /// The one-line summary `check` prints.
+    pub fn summary(&self) -> String {
+        let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+        let mut parts = Vec::new();
+        if self.repository {
+            parts.push("repository".to_string());
+        }
+        parts.push(plural(self.registries, "registry").replace("registrys", "registries"));
+        parts.push(plural(self.images, "image policy").replace("policys", "policies"));
+        parts.push(plural(self.updates, "update"));
+        format!("{}: ok ({})", self.path.display(), parts.join(", "))
+    }
+}
+
+/// A loaded, validated configuration: all files merged.
+#[derive(Debug)]
+pub struct Config {
+    pub sources: Vec<Source>,
+    pub repository: Option<Located<Repository>>,
+    pub registries: Vec<Located<RegistrySettings>>,
+    pub images: Vec<Located<ImagePolicy>>,
+    pub updates: Vec<Located<Update>>,
+    /// Each image policy compiled for selection, by policy name.
+    pub policies: HashMap<String, Policy>,
+}
+
+/// Why a config could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{} holds no *.yaml or *.yml policy files", path.display())]
+    Empty { path: PathBuf },
+    #[error("{} problem(s) in the policy files:\n{}", .0.len(), render(.0))]
+    Invalid(Vec<Diagnostic>),
+}
+
+fn render(diagnostics: &[Diagnostic]) -> String {
+    diagnostics
+        .iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl Config {
+    /// Loads `path`: a policy file, or a directory whose `*.yaml`/`*.yml`
+    /// files (not recursive, in name order) are merged.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let files = policy_files(path)?;
+        let mut diagnostics = Vec::new();
+        let mut parsed = Vec::new();
+        for file in &files {
+            let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+                path: file.clone(),
+                source,
+            })?;
+            parsed.push(load::parse_file(file, &text, &mut diagnostics));
+        }
+        let config = validate::merge_and_check(files, parsed, &mut diagnostics);
+        if diagnostics.is_empty() {
+            Ok(config)
+        } else {
+            diagnostics.sort_by(|a, b| (&a.file, a.position).cmp(&(&b.file, b.position)));
+            Err(ConfigError::Invalid(diagnostics))
+        }
+    }
+
+    /// The settings for a registry host, if the config lists it.
+    pub fn registry(&self, host: &str) -> Option<&RegistrySettings> {
+        self.registries
+            .iter()
+            .map(|r| &r.item)
+            .find(|r| r.host == host)
+    }
+}
+
+fn policy_files(path: &Path) -> Result<Vec<PathBuf>, ConfigError> {
+    let read_error = |source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(read_error)?;
+    if !meta.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(path).map_err(read_error)? {
+        let entry = entry.map_err(read_error)?;
+        let p = entry.path();
+        let is_yaml = p.extension().is_some_and(|e| e == "yaml" || e == "yml");
+        if is_yaml && p.is_file() {
+            files.push(p);
+        }
+    }
+    files.sort();
+    if files.is_empty() {
+        return Err(ConfigError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(files)
+}

@@ -1,0 +1,285 @@
+//! The policy-file model (v1), as typed structs.
+//!
+//! These types are both what the loader deserialises into and what
+//! `tidewatch schema` prints, so the documented schema cannot drift from what
+//! is accepted. Every struct denies unknown fields: a typo must be an error,
+//! not a silently ignored setting.
+
+use std::borrow::Cow;
+
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
+use serde::{Deserialize, Serialize};
+
+use crate::policy::Order;
+
+/// One policy file. A directory of files merges into one of these.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PolicyFile {
+    /// The environment repository that holds the manifests to update.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<Repository>,
+    /// Per-registry settings. Registries not listed use defaults and the
+    /// docker config.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub registries: Vec<RegistrySettings>,
+    /// Image policies: which repository to watch and how to pick a tag.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<ImagePolicy>,
+    /// Where and how picked tags are written.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub updates: Vec<Update>,
+}
+
+/// The environment repository.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Repository {
+    /// `https://`, `ssh://`, `file://` or a local path.
+    pub url: String,
+    /// The branch read by default, and the base for new branches.
+    #[serde(default = "default_branch")]
+    pub branch: String,
+    /// Author and committer of tidewatch's commits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<Author>,
+    /// How to authenticate to the repository. Omit for public or local repos.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<GitAuth>,
+}
+
+fn default_branch() -> String {
+    "main".to_string()
+}
+
+/// A commit identity.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Author {
+    pub name: String,
+    pub email: String,
+}
+
+/// Git credentials: set exactly one of `token` or `sshKey`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GitAuth {
+    /// An HTTPS token, read from an environment variable or a file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<SecretSource>,
+    /// An SSH private key file, with an optional passphrase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_key: Option<SshKey>,
+}
+
+/// Where a secret is read from at run time. The policy file only ever names
+/// the source, never holds the secret. Set exactly one of `env` or `file`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SecretSource {
+    /// Name of an environment variable holding the secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
+    /// Path of a file holding the secret (trailing newline ignored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+}
+
+/// An SSH key for git.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SshKey {
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passphrase: Option<SecretSource>,
+}
+
+/// Settings for one registry host.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RegistrySettings {
+    /// Host and optional port, as in image references: `ghcr.io`, `localhost:5000`.
+    pub host: String,
+    /// Talk plain HTTP instead of HTTPS.
+    #[serde(default)]
+    pub insecure: bool,
+    /// Credentials; without them, the docker config is consulted, then anonymous.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<Credentials>,
+    /// Upper bound on requests per second to this host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_second: Option<f64>,
+}
+
+/// Registry credentials: set exactly one field.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Credentials {
+    /// Environment variable holding `user:password`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
+    /// A docker `config.json` (`auths`, `credHelpers`, `credsStore`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker_config: Option<String>,
+    /// A `docker-credential-<name>` helper, e.g. `ecr-login`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub helper: Option<String>,
+    /// A file holding `user:password`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+}
+
+/// One image policy.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ImagePolicy {
+    /// Unique name, used by updates and marker comments.
+    pub name: String,
+    /// The image repository to watch, e.g. `ghcr.io/acme/app` or `nginx`.
+    pub image: String,
+    /// A semver range in Masterminds v3 syntax (as Flux and Argo CD Image
+    /// Updater use). Pre-releases qualify only if the range names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub semver: Option<String>,
+    /// Keep only tags matching `pattern`; order on `extract` if given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<TagFilter>,
+    /// How to order candidates: `semver` (default), `numerical`,
+    /// `alphabetical` or `newest-build`, optionally suffixed `:asc` (pick the
+    /// greatest, the default) or `:desc` (pick the least).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<OrderSetting>,
+    /// Follow the digest of this mutable tag (writes `tag@sha256:…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// Regexes of tags to drop before anything else.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
+    /// Also drop cosign signature/attestation/SBOM tags and `*.sig` (default true).
+    #[serde(default = "yes")]
+    pub exclude_defaults: bool,
+    /// `keep`: only tags with the same suffix as the current one qualify
+    /// (`1.25-alpine` never moves to `1.27-alpine-perl`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<VariantMode>,
+    /// Allow picking a tag that orders below the value in Git.
+    #[serde(default)]
+    pub allow_downgrade: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A regex filter over tags.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TagFilter {
+    /// Unanchored regex (as in Flux); add `^…$` to anchor.
+    pub pattern: String,
+    /// Template over the pattern's groups: `$1`, `$name` or `${name}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extract: Option<String>,
+}
+
+/// `variant:` modes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum VariantMode {
+    Keep,
+}
+
+/// An `order:` value, kept as written and parsed into [`Order`].
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct OrderSetting(pub Order);
+
+impl TryFrom<String> for OrderSetting {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        text.parse().map(OrderSetting)
+    }
+}
+
+impl From<OrderSetting> for String {
+    fn from(o: OrderSetting) -> String {
+        o.0.to_string()
+    }
+}
+
+impl JsonSchema for OrderSetting {
+    fn schema_name() -> Cow<'static, str> {
+        "Order".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "enum": Order::spellings(),
+            "description": "Ordering of candidates and its direction (asc picks the greatest)."
+        })
+    }
+}
+
+/// Where and how to write picks.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Update {
+    /// Unique name; used in commit messages and PR branch names.
+    pub name: String,
+    /// Directories or files, relative to the repository root, to scan.
+    pub paths: Vec<String>,
+    /// Commit directly to this branch. Without it and without
+    /// `pullRequest`, commits go to `repository.branch`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    /// The image policies this update writes (default: all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images: Option<Vec<String>>,
+    /// Deliver as a GitHub pull request instead of a direct commit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_request: Option<PullRequest>,
+}
+
+/// Pull-request delivery settings.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PullRequest {
+    /// Branch the PR targets (default: `repository.branch`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
+    /// Head branch template (default `tidewatch/<update>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reviewers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub team_reviewers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub assignees: Vec<String>,
+    #[serde(default)]
+    pub draft: bool,
+}
+
+impl ImagePolicy {
+    /// The engine's view of this policy.
+    pub fn spec(&self) -> crate::policy::PolicySpec {
+        crate::policy::PolicySpec {
+            semver: self.semver.clone(),
+            pattern: self.filter.as_ref().map(|f| f.pattern.clone()),
+            extract: self.filter.as_ref().and_then(|f| f.extract.clone()),
+            order: self.order.as_ref().map(|o| o.0),
+            digest: self.digest.clone(),
+            exclude: self.exclude.clone(),
+            exclude_defaults: self.exclude_defaults,
+            variant_keep: self.variant == Some(VariantMode::Keep),
+            allow_downgrade: self.allow_downgrade,
+        }
+    }
+}
+
+/// The JSON schema of a policy file, generated from these types.
+pub fn json_schema() -> Schema {
+    schemars::schema_for!(PolicyFile)
+}
