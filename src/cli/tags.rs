@@ -132,7 +132,7 @@ pub fn run(args: &TagsArgs) -> ExitCode {
     };
     let text = match read_source(source) {
         Ok(t) => t,
-        Err(e) => return bad_input(format!("cannot read tags from {source}: {e}")),
+        Err(e) => return bad_input(format!("{e:#}")),
     };
     let (tags, metadata) = match parse_tag_list(&text) {
         Ok(parsed) => parsed,
@@ -163,13 +163,16 @@ pub fn run(args: &TagsArgs) -> ExitCode {
     }
 }
 
-fn read_source(source: &str) -> std::io::Result<String> {
+fn read_source(source: &str) -> anyhow::Result<String> {
+    use anyhow::Context;
     if source == "-" {
         let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text)?;
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("cannot read tags from stdin")?;
         Ok(text)
     } else {
-        std::fs::read_to_string(source)
+        std::fs::read_to_string(source).with_context(|| format!("cannot read tags from {source}"))
     }
 }
 

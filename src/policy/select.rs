@@ -131,7 +131,7 @@ impl fmt::Display for Drop {
             Drop::Excluded { pattern } => write!(f, "excluded by `{pattern}`"),
             Drop::NoFilterMatch => f.write_str("does not match the filter pattern"),
             Drop::NotSemver => f.write_str("not semver"),
-            Drop::PreRelease => f.write_str("pre-release (the range names none)"),
+            Drop::PreRelease => f.write_str("pre-release; the range names none"),
             Drop::OutOfRange => f.write_str("out of range"),
             Drop::NotANumber => f.write_str("not a number"),
             Drop::OtherVariant { expected } if expected.is_empty() => {
