@@ -8,7 +8,7 @@ use std::path::{Component, Path, PathBuf};
 use super::diagnostic::{nearest, Diagnostic};
 use super::load::ParsedFile;
 use super::model::SecretSource;
-use super::positions::{join, PositionIndex};
+use super::positions::{join, Position, PositionIndex};
 use super::{Config, Located, Source};
 use crate::policy::Policy;
 use crate::reference::ImageName;
@@ -21,20 +21,28 @@ struct Reporter<'a> {
 }
 
 impl Reporter<'_> {
+    /// Reports at the key of `path` (the field name), where a field is wrong
+    /// as a whole, e.g. it conflicts with another.
     fn at(&mut self, source: usize, path: &str, message: String, hint: Option<String>) {
         let index = &self.indexes[source];
         let position = index.key(path).unwrap_or_else(|| index.nearest(path));
-        self.diagnostics.push(Diagnostic {
-            file: self.files[source].clone(),
-            position,
-            path: path.to_string(),
-            message,
-            hint,
-        });
+        self.push(source, position, path, message, hint);
     }
 
+    /// Reports at the value of `path`, where the value itself is wrong.
     fn at_value(&mut self, source: usize, path: &str, message: String, hint: Option<String>) {
         let position = self.indexes[source].nearest(path);
+        self.push(source, position, path, message, hint);
+    }
+
+    fn push(
+        &mut self,
+        source: usize,
+        position: Position,
+        path: &str,
+        message: String,
+        hint: Option<String>,
+    ) {
         self.diagnostics.push(Diagnostic {
             file: self.files[source].clone(),
             position,
