@@ -2,9 +2,11 @@
 //! rewrite GitOps manifests without reformatting them.
 //!
 //! The modules follow the data flow of one cycle (see `DESIGN.md`):
-//! `config` loads and checks policy files, `policy` picks tags, and
-//! `reference` parses and normalises image names for both.
+//! `config` loads and checks policy files, `registry` lists tags and their
+//! metadata, `policy` picks tags, and `reference` parses and normalises
+//! image names for all of them.
 
 pub mod config;
 pub mod policy;
 pub mod reference;
+pub mod registry;

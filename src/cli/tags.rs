@@ -1,7 +1,9 @@
 //! `tidewatch tags`: candidates and the pick for one image under a policy
 //! given by flags.
 //!
-//! Offline (`--tags-from FILE|-`) it ranks a given tag list, one tag per line.
+//! Online it queries the registry with the `registries:` settings of `-c`
+//! and reports how many requests that took. Offline (`--tags-from FILE|-`)
+//! it ranks a given tag list, one tag per line.
 //! A line may add registry metadata as `digest=sha256:…` and
 //! `created=<RFC 3339>` after the tag, so digest and newest-build policies
 //! can be tried offline too.
@@ -11,9 +13,13 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
 use clap::{Args, ValueEnum};
+use tidewatch::config::{Config, RegistrySettings};
 use tidewatch::policy::{Outcome, Policy, PolicySpec, TagMetadata};
 use tidewatch::reference::Reference;
+use tidewatch::registry::{scan, Client, ScanTarget};
 
 /// Exit code for bad input, as DESIGN.md fixes it.
 const BAD_INPUT: u8 = 2;
@@ -63,6 +69,9 @@ pub struct TagsArgs {
     /// Talk plain HTTP to the registry without a policy file.
     #[arg(long)]
     pub insecure: bool,
+    /// For newest-build on multi-platform images: os/arch[/variant] (repeatable).
+    #[arg(long, value_name = "OS/ARCH")]
+    pub platform: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -120,23 +129,21 @@ pub fn run(args: &TagsArgs) -> ExitCode {
     if spec.variant_keep && args.current.is_none() {
         eprintln!("note: --variant keep has no effect without --current");
     }
-    if let Some(config) = &args.config {
-        if let Err(e) = tidewatch::config::Config::load(config) {
-            return bad_input(e);
+    let (tags, metadata, requests) = match &args.tags_from {
+        Some(source) => {
+            let text = match read_source(source) {
+                Ok(t) => t,
+                Err(e) => return bad_input(format!("{e:#}")),
+            };
+            match parse_tag_list(&text) {
+                Ok((tags, metadata)) => (tags, metadata, None),
+                Err(e) => return bad_input(e),
+            }
         }
-    }
-    let Some(source) = &args.tags_from else {
-        return bad_input(
-            "querying a live registry is not in this build yet; give the tags with --tags-from FILE or --tags-from -",
-        );
-    };
-    let text = match read_source(source) {
-        Ok(t) => t,
-        Err(e) => return bad_input(format!("{e:#}")),
-    };
-    let (tags, metadata) = match parse_tag_list(&text) {
-        Ok(parsed) => parsed,
-        Err(e) => return bad_input(e),
+        None => match query_registry(args, &policy) {
+            Ok((tags, metadata, requests)) => (tags, metadata, Some(requests)),
+            Err(message) => return bad_input(message),
+        },
     };
 
     let selection = policy.explain(&tags, &metadata, args.current.as_deref());
@@ -147,6 +154,9 @@ pub fn run(args: &TagsArgs) -> ExitCode {
             Ok(rank) => eprintln!("  #{:<7} {}", rank + 1, candidate.tag),
             Err(why) => eprintln!("  dropped  {}  ({why})", candidate.tag),
         }
+    }
+    if let Some(requests) = requests {
+        eprintln!("{requests} registry request(s)");
     }
     match selection.outcome {
         Outcome::Picked(pick) => {
@@ -160,6 +170,63 @@ pub fn run(args: &TagsArgs) -> ExitCode {
             eprintln!("nothing qualifies: {reason}");
             ExitCode::from(NOTHING)
         }
+    }
+}
+
+/// Lists the image's tags (and the metadata the policy needs) from the
+/// registry, with the registry settings of `-c` (or of `policies/` when it
+/// exists and `-c` is not given).
+fn query_registry(
+    args: &TagsArgs,
+    policy: &Policy,
+) -> Result<(Vec<String>, HashMap<String, TagMetadata>, u64), String> {
+    let reference = Reference::parse(&args.image).map_err(|e| e.to_string())?;
+    let config_path = match &args.config {
+        Some(path) => Some(path.clone()),
+        None => Some(PathBuf::from("policies")).filter(|p| p.exists()),
+    };
+    let registries = match config_path {
+        Some(path) => Config::load(&path).map_err(|e| e.to_string())?.registries,
+        None => Vec::new(),
+    };
+    let mut settings: Vec<_> = registries.into_iter().map(|r| r.item).collect();
+    if args.insecure {
+        match settings
+            .iter_mut()
+            .find(|r| r.host == reference.name.registry)
+        {
+            Some(r) => r.insecure = true,
+            None => settings.push(RegistrySettings {
+                host: reference.name.registry.clone(),
+                insecure: true,
+                credentials: None,
+                requests_per_second: None,
+                concurrency: None,
+                ca_file: None,
+                page_size: None,
+                page_budget: None,
+                timeout_seconds: None,
+                max_attempts: None,
+            }),
+        }
+    }
+    let client = Arc::new(Client::from_config(&settings));
+    let target = ScanTarget {
+        policy: "tags".into(),
+        image: reference.name,
+        selector: policy.clone(),
+        platforms: args.platform.clone(),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let mut results = runtime.block_on(scan(&client, std::slice::from_ref(&target)));
+    let requests = client.metrics().total(None);
+    match results.remove("tags") {
+        Some(Ok(result)) => Ok((result.tags.to_vec(), result.metadata, requests)),
+        Some(Err(e)) => Err(e.to_string()),
+        None => Err("the scan returned nothing".into()),
     }
 }
 

@@ -109,6 +109,24 @@ pub struct RegistrySettings {
     /// Upper bound on requests per second to this host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requests_per_second: Option<f64>,
+    /// Most requests in flight to this host at once (default 8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<usize>,
+    /// A PEM bundle of CA certificates to trust for this host (TLS stays verified).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    /// Tags asked for per page of `tags/list` (default 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_size: Option<usize>,
+    /// Most pages read per repository before failing (default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_budget: Option<usize>,
+    /// Timeout of one request, in seconds (default 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<f64>,
+    /// Attempts per request on 429, 5xx, timeouts and connection errors (default 4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
 }
 
 /// Registry credentials: set exactly one field.
@@ -165,6 +183,10 @@ pub struct ImagePolicy {
     /// Allow picking a tag that orders below the value in Git.
     #[serde(default)]
     pub allow_downgrade: bool,
+    /// For `newest-build` on multi-platform images: the platforms
+    /// (`os/arch[/variant]`) whose build time counts, first match wins.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub platforms: Vec<String>,
 }
 
 fn yes() -> bool {

@@ -271,6 +271,23 @@ fn check_registries(config: &Config, report: &mut Reporter<'_>) {
                 );
             }
         }
+        let positive = [
+            ("concurrency", registry.concurrency.map(|v| v as f64)),
+            ("pageSize", registry.page_size.map(|v| v as f64)),
+            ("pageBudget", registry.page_budget.map(|v| v as f64)),
+            ("timeoutSeconds", registry.timeout_seconds),
+            ("maxAttempts", registry.max_attempts.map(f64::from)),
+        ];
+        for (field, value) in positive {
+            if let Some(v) = value.filter(|v| !(*v > 0.0 && v.is_finite())) {
+                report.at_value(
+                    source,
+                    &join(path, field),
+                    format!("{field} must be a positive number, not {v}"),
+                    None,
+                );
+            }
+        }
         if let Some(c) = &registry.credentials {
             let set = [
                 c.env.is_some(),
@@ -303,6 +320,20 @@ fn check_images(config: &mut Config, report: &mut Reporter<'_>) {
         check_name("image policy", (source, path), &image.name, report);
         if let Err(e) = ImageName::parse(&image.image) {
             report.at_value(source, &join(path, "image"), e.to_string(), None);
+        }
+        for (i, platform) in image.platforms.iter().enumerate() {
+            let parts: Vec<&str> = platform.split('/').collect();
+            if !(2..=3).contains(&parts.len()) || parts.iter().any(|p| p.is_empty()) {
+                report.at_value(
+                    source,
+                    &format!("{path}.platforms[{i}]"),
+                    format!("`{platform}` is not a platform"),
+                    Some(
+                        "write os/arch or os/arch/variant, e.g. linux/amd64 or linux/arm64/v8"
+                            .into(),
+                    ),
+                );
+            }
         }
         match Policy::compile(&image.spec()) {
             Ok(policy) => {

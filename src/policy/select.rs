@@ -401,6 +401,29 @@ impl Policy {
         Outcome::NothingQualifies { reason }
     }
 
+    /// The tags whose registry metadata this policy could use: those that
+    /// pass the excludes and the filter (for a digest policy, the tracked
+    /// tag). Metadata costs requests, so nothing else is asked about.
+    pub fn metadata_candidates<'t>(&self, tags: &'t [String]) -> Vec<&'t str> {
+        let passes = |tag: &str| {
+            self.excluded_by(tag).is_none()
+                && self.filter.as_ref().is_none_or(|re| re.is_match(tag))
+        };
+        match &self.strategy {
+            Strategy::Digest { tag: tracked } => tags
+                .iter()
+                .map(String::as_str)
+                .filter(|t| *t == tracked && passes(t))
+                .take(1)
+                .collect(),
+            _ => tags
+                .iter()
+                .map(String::as_str)
+                .filter(|t| passes(t))
+                .collect(),
+        }
+    }
+
     fn excluded_by(&self, tag: &str) -> Option<String> {
         self.excludes
             .iter()

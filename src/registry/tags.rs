@@ -1,0 +1,199 @@
+//! Listing every tag of a repository, across pages.
+//!
+//! Registries page `tags/list` differently: GHCR and Quay send a `Link:
+//! <…>; rel="next"` header, some honour `?last=` without sending a link, and
+//! CNCF distribution 2.8 ignores `?n=` and returns everything at once. So:
+//! follow `Link` when present; without one, ask for the next page with
+//! `last=` only when the page came back exactly full (a registry that
+//! ignored `n` sent more, and has nothing left); stop when a page adds no new
+//! tag or a link repeats, so a buggy registry cannot make us loop; and give
+//! up with an error past the page budget rather than act on a partial list.
+
+use std::collections::HashSet;
+
+use reqwest::header::LINK;
+use reqwest::{Method, Response};
+use serde::Deserialize;
+
+use super::error::RegistryError;
+use super::transport::{Call, Host};
+
+/// Largest body read from a registry (a tag list of ~1M tags fits).
+const MAX_BODY: usize = 64 * 1024 * 1024;
+
+#[derive(Deserialize)]
+struct TagPage {
+    #[serde(default)]
+    tags: Option<Vec<String>>,
+}
+
+pub async fn list_tags(host: &Host, repository: &str) -> Result<Vec<String>, RegistryError> {
+    let n = host.settings.page_size.max(1);
+    let mut path = format!("/v2/{repository}/tags/list?n={n}");
+    let mut requested: HashSet<String> = HashSet::new();
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut tags: Vec<String> = Vec::new();
+    let mut pages = 0;
+    loop {
+        if !requested.insert(path.clone()) {
+            tracing::warn!(host = %host.name, repository, "registry repeated a tags page link; stopping");
+            break;
+        }
+        pages += 1;
+        if pages > host.settings.page_budget {
+            return Err(RegistryError::PageBudget {
+                host: host.name.clone(),
+                repository: repository.to_string(),
+                pages: host.settings.page_budget,
+            });
+        }
+        let what = format!("the tag list of {repository}");
+        let response = host
+            .send(&Call {
+                method: Method::GET,
+                path: path.clone(),
+                repository,
+                accept: Some("application/json"),
+                kind: "tags",
+                what: what.clone(),
+            })
+            .await?;
+        let link = response
+            .headers()
+            .get_all(LINK)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(next_link);
+        let body = read_body(host, response, &what).await?;
+        let page: TagPage =
+            serde_json::from_slice(&body).map_err(|e| RegistryError::Malformed {
+                host: host.name.clone(),
+                what: what.clone(),
+                detail: e.to_string(),
+            })?;
+        let page_tags = page.tags.unwrap_or_default();
+        let page_len = page_tags.len();
+        let last = page_tags.last().cloned();
+        let mut added = 0;
+        for tag in page_tags {
+            if seen.insert(tag.clone()) {
+                tags.push(tag);
+                added += 1;
+            }
+        }
+        if added == 0 && pages > 1 {
+            tracing::warn!(host = %host.name, repository, "registry returned a page with no new tags; stopping");
+            break;
+        }
+        path = match (link, last) {
+            (Some(link), _) => match same_host_path(&link, host) {
+                Some(p) => p,
+                None => break,
+            },
+            (None, Some(last)) if page_len == n => {
+                format!("/v2/{repository}/tags/list?n={n}&last={}", encode(&last))
+            }
+            _ => break,
+        };
+    }
+    Ok(tags)
+}
+
+/// Reads a body up to [`MAX_BODY`].
+pub async fn read_body(
+    host: &Host,
+    mut response: Response,
+    what: &str,
+) -> Result<Vec<u8>, RegistryError> {
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > MAX_BODY {
+                    return Err(RegistryError::Malformed {
+                        host: host.name.clone(),
+                        what: what.to_string(),
+                        detail: format!("the response is larger than {} MiB", MAX_BODY >> 20),
+                    });
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(e) => {
+                return Err(RegistryError::Unreachable {
+                    host: host.name.clone(),
+                    detail: format!("the connection broke while reading {what}: {e}"),
+                })
+            }
+        }
+    }
+}
+
+/// The target of a `rel="next"` link in a `Link` header value.
+fn next_link(header: &str) -> Option<String> {
+    header.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        let is_next = params.split(';').any(|p| {
+            p.trim().trim_start_matches("rel=").trim_matches('"') == "next" && p.contains("rel")
+        });
+        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        is_next.then(|| target.to_string())
+    })
+}
+
+/// A link is followed only to the same registry (credentials must not go
+/// elsewhere); relative links are taken as they are.
+fn same_host_path(link: &str, host: &Host) -> Option<String> {
+    if link.starts_with('/') {
+        return Some(link.to_string());
+    }
+    let rest = link
+        .strip_prefix("https://")
+        .or_else(|| link.strip_prefix("http://"))?;
+    let (authority, path) = rest.split_once('/')?;
+    if host.is_same_authority(authority) {
+        Some(format!("/{path}"))
+    } else {
+        tracing::warn!(host = %host.name, link, "ignoring a tags link to another host");
+        None
+    }
+}
+
+/// Percent-encodes what is not unreserved in a query value.
+fn encode(value: &str) -> String {
+    let mut out = String::new();
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_next_link() {
+        assert_eq!(
+            next_link(r#"</v2/a/tags/list?last=x&n=100>; rel="next""#),
+            Some("/v2/a/tags/list?last=x&n=100".into())
+        );
+        assert_eq!(
+            next_link(
+                r#"<https://r.io/v2/a/tags/list?last=x>; rel="prev", <https://r.io/v2/a/tags/list?last=y>; rel=next"#
+            ),
+            Some("https://r.io/v2/a/tags/list?last=y".into())
+        );
+        assert_eq!(next_link(r#"</x>; rel="prev""#), None);
+    }
+
+    #[test]
+    fn encodes_query_values() {
+        assert_eq!(encode("v1.2_3-x"), "v1.2_3-x");
+        assert_eq!(encode("a b&c"), "a%20b%26c");
+    }
+}

@@ -1,0 +1,551 @@
+//! One registry host: pacing, concurrency, authentication and retries.
+//!
+//! Every request to a host goes through [`Host::send`], which is where the
+//! politeness rules live: at most `concurrency` requests in flight, at most
+//! `requestsPerSecond`, a 429 pauses *this host only* for its `Retry-After`,
+//! and 5xx / connection errors / timeouts are retried with exponential
+//! backoff and jitter, a bounded number of times. Other hosts have their own
+//! `Host` and are never slowed by this one.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
+use reqwest::{Method, Response, StatusCode};
+use tokio::sync::Semaphore;
+
+use super::auth::{parse_challenge, Challenge, TokenCache, TokenReply};
+use super::credentials::{default_docker_config, Credential, CredentialSource};
+use super::error::RegistryError;
+use super::metrics::Metrics;
+
+/// Per-registry limits and connection settings.
+#[derive(Clone, Debug)]
+pub struct HostSettings {
+    pub insecure: bool,
+    pub ca_file: Option<std::path::PathBuf>,
+    pub credentials: Option<CredentialSource>,
+    pub requests_per_second: Option<f64>,
+    pub concurrency: usize,
+    /// Tags asked for per page (`?n=`).
+    pub page_size: usize,
+    /// Most pages read for one repository before giving up with an error.
+    pub page_budget: usize,
+    pub timeout: Duration,
+    pub max_attempts: u32,
+    /// First backoff delay; doubles per attempt, with jitter.
+    pub backoff: Duration,
+    /// Longest `Retry-After` honoured; longer ones are capped to this.
+    pub max_retry_after: Duration,
+}
+
+impl Default for HostSettings {
+    fn default() -> Self {
+        HostSettings {
+            insecure: false,
+            ca_file: None,
+            credentials: None,
+            requests_per_second: None,
+            concurrency: 8,
+            page_size: 1000,
+            page_budget: 100,
+            timeout: Duration::from_secs(30),
+            max_attempts: 4,
+            backoff: Duration::from_millis(250),
+            max_retry_after: Duration::from_secs(120),
+        }
+    }
+}
+
+/// What a request is for: its URL path, the repository it concerns (for the
+/// token scope and error messages), and a label for metrics.
+pub struct Call<'a> {
+    pub method: Method,
+    /// Path and query, starting with `/v2/`.
+    pub path: String,
+    pub repository: &'a str,
+    pub accept: Option<&'static str>,
+    pub kind: &'static str,
+    /// Human description for errors, e.g. "the tags of acme/app".
+    pub what: String,
+}
+
+struct AuthState {
+    challenge: Option<Challenge>,
+    tokens: TokenCache,
+    /// Resolved once per host, and again after a 401 with credentials.
+    credential: Option<Option<Credential>>,
+}
+
+pub struct Host {
+    /// The registry as written in image references (`docker.io`, `localhost:5000`).
+    pub name: String,
+    base_url: String,
+    http: reqwest::Client,
+    pub settings: HostSettings,
+    permits: Semaphore,
+    next_slot: Mutex<Instant>,
+    paused_until: Mutex<Option<Instant>>,
+    auth: tokio::sync::Mutex<AuthState>,
+    /// Held while the first request learns the host's challenge, so that a
+    /// burst of first requests does not collect a 401 each.
+    first_contact: tokio::sync::Mutex<()>,
+    metrics: Arc<Metrics>,
+}
+
+impl Host {
+    pub fn new(
+        name: &str,
+        api_host: &str,
+        settings: HostSettings,
+        metrics: Arc<Metrics>,
+    ) -> Result<Host, RegistryError> {
+        let mut builder = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
+            .redirect(reqwest::redirect::Policy::limited(5))
+            .user_agent(concat!("tidewatch/", env!("CARGO_PKG_VERSION")));
+        if let Some(ca) = &settings.ca_file {
+            let pem = std::fs::read(ca).map_err(|e| RegistryError::Tls {
+                host: name.to_string(),
+                detail: format!("cannot read caFile {}: {e}", ca.display()),
+            })?;
+            let certs =
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| RegistryError::Tls {
+                    host: name.to_string(),
+                    detail: format!("caFile {} holds no PEM certificate: {e}", ca.display()),
+                })?;
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder.build().map_err(|e| RegistryError::Tls {
+            host: name.to_string(),
+            detail: e.to_string(),
+        })?;
+        let scheme = if settings.insecure { "http" } else { "https" };
+        Ok(Host {
+            name: name.to_string(),
+            base_url: format!("{scheme}://{api_host}"),
+            http,
+            permits: Semaphore::new(settings.concurrency.max(1)),
+            settings,
+            next_slot: Mutex::new(Instant::now()),
+            paused_until: Mutex::new(None),
+            auth: tokio::sync::Mutex::new(AuthState {
+                challenge: None,
+                tokens: TokenCache::default(),
+                credential: None,
+            }),
+            first_contact: tokio::sync::Mutex::new(()),
+            metrics,
+        })
+    }
+
+    /// True when `authority` (`host[:port]` from a URL) is this registry.
+    pub fn is_same_authority(&self, authority: &str) -> bool {
+        self.base_url
+            .split_once("://")
+            .is_some_and(|(_, own)| own.eq_ignore_ascii_case(authority))
+    }
+
+    /// Sends a request, with authentication, limits and retries, and returns
+    /// a successful (2xx) response or the error that ended the attempts.
+    pub async fn send(&self, call: &Call<'_>) -> Result<Response, RegistryError> {
+        let unknown = self.auth.lock().await.challenge.is_none();
+        let _learning = if unknown {
+            let guard = self.first_contact.lock().await;
+            let still_unknown = self.auth.lock().await.challenge.is_none();
+            still_unknown.then_some(guard)
+        } else {
+            None
+        };
+        let mut attempt: u32 = 0;
+        // Re-authentications allowed for this call: one to learn the
+        // challenge, one to refresh a stale token or credential.
+        let mut auth_retries: u32 = 0;
+        let mut refreshed = false;
+        loop {
+            attempt += 1;
+            self.wait_for_turn().await;
+            let permit = self.permits.acquire().await;
+            let authorization = self.authorization(call.repository).await?;
+            let sent_authorization = authorization.is_some();
+            let mut request = self.http.request(
+                call.method.clone(),
+                format!("{}{}", self.base_url, call.path),
+            );
+            if let Some(accept) = call.accept {
+                request = request.header(ACCEPT, accept);
+            }
+            if let Some(value) = authorization {
+                request = request.header(AUTHORIZATION, value);
+            }
+            let result = request.send().await;
+            drop(permit);
+            let response = match result {
+                Ok(r) => r,
+                Err(e) => {
+                    self.metrics
+                        .record_request(&self.name, call.method.as_str(), call.kind, None);
+                    let error = self.classify(&e, attempt);
+                    let retriable = matches!(
+                        error,
+                        RegistryError::Unreachable { .. } | RegistryError::Timeout { .. }
+                    );
+                    if retriable && attempt < self.settings.max_attempts {
+                        tracing::debug!(host = %self.name, attempt, "retrying after {}", error.kind());
+                        tokio::time::sleep(self.backoff(attempt)).await;
+                        continue;
+                    }
+                    return Err(error);
+                }
+            };
+            let status = response.status();
+            self.metrics.record_request(
+                &self.name,
+                call.method.as_str(),
+                call.kind,
+                Some(status.as_u16()),
+            );
+            if status.is_success() {
+                let mut state = self.auth.lock().await;
+                if state.challenge.is_none() {
+                    state.challenge = Some(Challenge::Anonymous);
+                }
+                return Ok(response);
+            }
+            match status {
+                StatusCode::UNAUTHORIZED => {
+                    let challenge = response
+                        .headers()
+                        .get(WWW_AUTHENTICATE)
+                        .and_then(|h| h.to_str().ok())
+                        .and_then(parse_challenge);
+                    let mut state = self.auth.lock().await;
+                    let learned = challenge.is_some() && state.challenge != challenge;
+                    if let Some(c) = challenge {
+                        state.challenge = Some(c);
+                    }
+                    // Retry: either we just learned how to authenticate, or
+                    // the token or credential we sent went stale (refresh it
+                    // once: a helper may hand out a new one).
+                    if auth_retries < 2 && (learned || (sent_authorization && !refreshed)) {
+                        auth_retries += 1;
+                        state.tokens.remove(&scope(call.repository));
+                        if !learned {
+                            refreshed = true;
+                            state.credential = None;
+                        }
+                        attempt -= 1;
+                        continue;
+                    }
+                    let had_credentials = matches!(state.credential, Some(Some(_)));
+                    return Err(RegistryError::Unauthorized {
+                        host: self.name.clone(),
+                        repository: call.repository.to_string(),
+                        had_credentials,
+                    });
+                }
+                StatusCode::FORBIDDEN => {
+                    return Err(RegistryError::Forbidden {
+                        host: self.name.clone(),
+                        repository: call.repository.to_string(),
+                    })
+                }
+                StatusCode::NOT_FOUND => {
+                    return Err(RegistryError::NotFound {
+                        host: self.name.clone(),
+                        repository: call.repository.to_string(),
+                    })
+                }
+                StatusCode::TOO_MANY_REQUESTS => {
+                    let wait = response
+                        .headers()
+                        .get(RETRY_AFTER)
+                        .and_then(|h| h.to_str().ok())
+                        .and_then(parse_retry_after)
+                        .unwrap_or_else(|| self.backoff(attempt))
+                        .min(self.settings.max_retry_after);
+                    self.pause(wait);
+                    if attempt < self.settings.max_attempts {
+                        tracing::info!(host = %self.name, seconds = wait.as_secs_f64(), "429 from registry; pausing this host");
+                        continue;
+                    }
+                    return Err(RegistryError::RateLimited {
+                        host: self.name.clone(),
+                        retry_after: Some(wait),
+                    });
+                }
+                s if s.is_server_error() || s == StatusCode::REQUEST_TIMEOUT => {
+                    if attempt < self.settings.max_attempts {
+                        tokio::time::sleep(self.backoff(attempt)).await;
+                        continue;
+                    }
+                    return Err(RegistryError::Status {
+                        host: self.name.clone(),
+                        status: s.as_u16(),
+                        what: call.what.clone(),
+                        attempts: attempt,
+                    });
+                }
+                s => {
+                    return Err(RegistryError::Status {
+                        host: self.name.clone(),
+                        status: s.as_u16(),
+                        what: call.what.clone(),
+                        attempts: attempt,
+                    })
+                }
+            }
+        }
+    }
+
+    /// Waits out a 429 pause and the requests-per-second pacing.
+    async fn wait_for_turn(&self) {
+        let paused = *self.paused_until.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(until) = paused {
+            tokio::time::sleep_until(until.into()).await;
+        }
+        if let Some(rps) = self.settings.requests_per_second.filter(|r| *r > 0.0) {
+            let interval = Duration::from_secs_f64(1.0 / rps);
+            let slot = {
+                let mut next = self.next_slot.lock().unwrap_or_else(|p| p.into_inner());
+                let slot = (*next).max(Instant::now());
+                *next = slot + interval;
+                slot
+            };
+            tokio::time::sleep_until(slot.into()).await;
+        }
+    }
+
+    fn pause(&self, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut paused = self.paused_until.lock().unwrap_or_else(|p| p.into_inner());
+        if paused.is_none_or(|p| p < until) {
+            *paused = Some(until);
+        }
+    }
+
+    /// Exponential backoff with jitter: base × 2^(attempt-1), times a factor
+    /// in [0.5, 1.0), capped at 30 s.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let base =
+            self.settings.backoff.as_secs_f64() * 2f64.powi(attempt.saturating_sub(1) as i32);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let jitter = 0.5 + (nanos % 1000) as f64 / 2000.0;
+        Duration::from_secs_f64((base * jitter).min(30.0))
+    }
+
+    /// The `Authorization` header for a request about `repository`, fetching
+    /// a bearer token first if the host wants one and none is cached.
+    async fn authorization(&self, repository: &str) -> Result<Option<HeaderValue>, RegistryError> {
+        let mut state = self.auth.lock().await;
+        let challenge = match &state.challenge {
+            None | Some(Challenge::Anonymous) => return Ok(None),
+            Some(c) => c.clone(),
+        };
+        if state.credential.is_none() {
+            state.credential = Some(self.resolve_credential().await?);
+        }
+        let credential = state.credential.clone().flatten();
+        let value = match challenge {
+            Challenge::Anonymous => return Ok(None),
+            Challenge::Basic => match &credential {
+                Some(c) => c.basic_header(),
+                None => return Ok(None),
+            },
+            Challenge::Bearer { realm, service } => {
+                let scope = scope(repository);
+                let token = match state.tokens.get(&scope) {
+                    Some(token) => {
+                        self.metrics.record_cache(true);
+                        token
+                    }
+                    None => {
+                        let (token, usable) = self
+                            .fetch_token(
+                                &realm,
+                                service.as_deref(),
+                                &scope,
+                                credential.as_ref(),
+                                repository,
+                            )
+                            .await?;
+                        state.tokens.insert(&scope, token.clone(), usable);
+                        token
+                    }
+                };
+                format!("Bearer {}", token.expose())
+            }
+        };
+        let mut header = HeaderValue::from_str(&value).map_err(|_| RegistryError::Credentials {
+            host: self.name.clone(),
+            detail: "the credential contains characters not allowed in an HTTP header".into(),
+        })?;
+        header.set_sensitive(true);
+        Ok(Some(header))
+    }
+
+    async fn resolve_credential(&self) -> Result<Option<Credential>, RegistryError> {
+        match &self.settings.credentials {
+            Some(source) => source.resolve(&self.name).await,
+            None => match default_docker_config() {
+                Some(path) => {
+                    CredentialSource::DockerConfig(path)
+                        .resolve(&self.name)
+                        .await
+                }
+                None => Ok(None),
+            },
+        }
+    }
+
+    async fn fetch_token(
+        &self,
+        realm: &str,
+        service: Option<&str>,
+        scope: &str,
+        credential: Option<&Credential>,
+        repository: &str,
+    ) -> Result<(super::credentials::Secret, Duration), RegistryError> {
+        let fail = |detail: String| RegistryError::Token {
+            host: self.name.clone(),
+            realm: realm.to_string(),
+            detail,
+        };
+        let mut request = self.http.get(realm).query(&[("scope", scope)]);
+        if let Some(service) = service {
+            request = request.query(&[("service", service)]);
+        }
+        if let Some(c) = credential {
+            let mut header = HeaderValue::from_str(&c.basic_header())
+                .map_err(|_| fail("the credential is not a valid header value".into()))?;
+            header.set_sensitive(true);
+            request = request.header(AUTHORIZATION, header);
+        }
+        let response = request.send().await;
+        let response = match response {
+            Ok(r) => r,
+            Err(e) => {
+                self.metrics
+                    .record_request(&self.name, "GET", "token", None);
+                return Err(fail(deepest_message(&e)));
+            }
+        };
+        let status = response.status();
+        self.metrics
+            .record_request(&self.name, "GET", "token", Some(status.as_u16()));
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Err(RegistryError::Unauthorized {
+                host: self.name.clone(),
+                repository: repository.to_string(),
+                had_credentials: credential.is_some(),
+            });
+        }
+        if !status.is_success() {
+            return Err(fail(format!("HTTP {status}")));
+        }
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| fail(deepest_message(&e)))?;
+        let reply: TokenReply =
+            serde_json::from_slice(&body).map_err(|e| fail(format!("malformed JSON: {e}")))?;
+        reply
+            .into_token()
+            .ok_or_else(|| fail("the reply holds no token".into()))
+    }
+
+    fn classify(&self, error: &reqwest::Error, attempts: u32) -> RegistryError {
+        let detail = deepest_message(error);
+        let lower = detail.to_lowercase();
+        if error.is_timeout() {
+            RegistryError::Timeout {
+                host: self.name.clone(),
+                attempts,
+            }
+        } else if [
+            "certificate",
+            "tls",
+            "handshake",
+            "corrupt message",
+            "invalidcontenttype",
+        ]
+        .iter()
+        .any(|needle| lower.contains(needle))
+        {
+            // rustls reports a plain-HTTP server as a "corrupt message".
+            RegistryError::Tls {
+                host: self.name.clone(),
+                detail,
+            }
+        } else {
+            RegistryError::Unreachable {
+                host: self.name.clone(),
+                detail,
+            }
+        }
+    }
+}
+
+/// The token scope for pulling a repository.
+pub fn scope(repository: &str) -> String {
+    format!("repository:{repository}:pull")
+}
+
+/// The innermost cause of an HTTP error: "dns error: failed to lookup
+/// address", "connection refused", "invalid peer certificate: UnknownIssuer".
+/// Our URLs never hold credentials, so the text is safe to show.
+fn deepest_message(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut current: &(dyn std::error::Error + 'static) = error;
+    while let Some(next) = current.source() {
+        current = next;
+    }
+    current.to_string()
+}
+
+/// `Retry-After` is either seconds or an HTTP date.
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let when = jiff::fmt::rfc2822::parse(value).ok()?.timestamp();
+    let now = jiff::Timestamp::now();
+    let seconds = (when - now).get_seconds().max(0);
+    Some(Duration::from_secs(seconds as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_in_seconds_or_http_date() {
+        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        let host = Host::new("h", "h", HostSettings::default(), Arc::default()).unwrap();
+        let first = host.backoff(1);
+        assert!(
+            first >= Duration::from_millis(125) && first < Duration::from_millis(250),
+            "{first:?}"
+        );
+        let third = host.backoff(3);
+        assert!(
+            third >= Duration::from_millis(500) && third < Duration::from_secs(1),
+            "{third:?}"
+        );
+        assert!(host.backoff(30) <= Duration::from_secs(30));
+    }
+}
