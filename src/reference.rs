@@ -3,9 +3,11 @@
 //! `nginx`, `docker.io/library/nginx` and `index.docker.io/library/nginx` are
 //! the same repository. Policies, manifests and webhooks each spell images
 //! their own way, so every comparison goes through [`ImageName::normalized`].
-//! The rules are Docker's: the first path component is a registry host only
-//! if it contains `.` or `:` or is `localhost`; otherwise the image is on
-//! Docker Hub, and a single-component name lives under `library/`.
+//! Parsing is `oci-client`'s (Docker's grammar: the first path component is
+//! a registry host only if it contains `.` or `:` or is `localhost`;
+//! otherwise the image is on Docker Hub, under `library/` if it has one
+//! component). This module adds the normal form used as a map key, and the
+//! Docker Hub API host.
 
 use std::fmt;
 
@@ -73,121 +75,51 @@ impl fmt::Display for ImageName {
 }
 
 impl Reference {
+    /// Parses with `oci-client`'s reference grammar (Docker's), then maps
+    /// Docker Hub's other host names to `docker.io`.
     pub fn parse(text: &str) -> Result<Reference, ReferenceError> {
-        let fail = |reason: &str| ReferenceError {
+        let parsed = oci_client::Reference::try_from(text).map_err(|e| ReferenceError {
             reference: text.to_string(),
-            reason: reason.to_string(),
-        };
-        if text.is_empty() {
-            return Err(fail("it is empty"));
+            reason: e.to_string(),
+        })?;
+        // oci-spec accepts upper case in the path, which registries refuse.
+        if parsed.repository().bytes().any(|b| b.is_ascii_uppercase()) {
+            return Err(ReferenceError {
+                reference: text.to_string(),
+                reason: "repository names are lower case".into(),
+            });
         }
-        let (rest, digest) = match text.split_once('@') {
-            Some((rest, digest)) => {
-                let (algorithm, hex) = digest
-                    .split_once(':')
-                    .ok_or_else(|| fail("a digest looks like `sha256:<hex>`"))?;
-                if algorithm.is_empty()
-                    || hex.len() < 32
-                    || !hex
-                        .bytes()
-                        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-                {
-                    return Err(fail(
-                        "a digest looks like `sha256:<64 lowercase hex digits>`",
-                    ));
-                }
-                (rest, Some(digest.to_string()))
-            }
-            None => (text, None),
-        };
-        // A tag is after the last `:` that follows the last `/`, so the port
-        // in `localhost:5000/app` is not mistaken for one.
-        let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
-        let (name, tag) = match rest[last_slash..].rfind(':') {
-            Some(i) => {
-                let tag = &rest[last_slash + i + 1..];
-                if !valid_tag(tag) {
-                    return Err(fail(
-                        "a tag is 1-128 of [A-Za-z0-9_.-] and does not start with `.` or `-`",
-                    ));
-                }
-                (&rest[..last_slash + i], Some(tag.to_string()))
-            }
-            None => (rest, None),
-        };
-        let (registry, path) = match name.split_once('/') {
-            Some((first, path))
-                if first.contains('.') || first.contains(':') || first == "localhost" =>
-            {
-                (first.to_string(), path.to_string())
-            }
-            _ => (DOCKER_HUB.to_string(), name.to_string()),
-        };
-        let registry = match registry.as_str() {
+        let registry = match parsed.registry() {
             "index.docker.io" | "registry-1.docker.io" => DOCKER_HUB.to_string(),
-            _ => registry,
+            other => other.to_string(),
         };
-        let repository = if registry == DOCKER_HUB && !path.contains('/') {
-            format!("library/{path}")
+        let repository = if registry == DOCKER_HUB && !parsed.repository().contains('/') {
+            format!("library/{}", parsed.repository())
         } else {
-            path
+            parsed.repository().to_string()
         };
-        if repository.is_empty() || !repository.split('/').all(valid_component) {
-            return Err(fail(
-                "path components are lowercase letters and digits, joined by `.`, `_`, `__` or `-`",
-            ));
-        }
         Ok(Reference {
             name: ImageName {
                 registry,
                 repository,
             },
-            tag,
-            digest,
+            // oci-spec fills in `latest` when no tag is written; only a
+            // written tag counts here (a policy's `image:` must have none).
+            tag: has_written_tag(text)
+                .then(|| parsed.tag().map(str::to_string))
+                .flatten(),
+            digest: parsed.digest().map(str::to_string),
         })
     }
 }
 
-fn valid_tag(tag: &str) -> bool {
-    !tag.is_empty()
-        && tag.len() <= 128
-        && !tag.starts_with(['.', '-'])
-        && tag
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
-}
-
-fn valid_component(component: &str) -> bool {
-    let bytes = component.as_bytes();
-    if bytes.is_empty()
-        || !bytes[0].is_ascii_alphanumeric()
-        || !bytes[bytes.len() - 1].is_ascii_alphanumeric()
-    {
-        return false;
-    }
-    if bytes.iter().any(|b| b.is_ascii_uppercase()) {
-        return false;
-    }
-    // Separators: `.`, `_`, `__`, or any run of `-`, always between
-    // alphanumerics.
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if b.is_ascii_alphanumeric() {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < bytes.len() && !bytes[i].is_ascii_alphanumeric() {
-            i += 1;
-        }
-        let separator = &component[start..i];
-        let ok = matches!(separator, "." | "_" | "__") || separator.bytes().all(|c| c == b'-');
-        if !ok {
-            return false;
-        }
-    }
-    true
+/// True when `text` spells a tag: a `:` in its last path segment, before
+/// any `@digest` (a `:` in an earlier segment is a registry port).
+fn has_written_tag(text: &str) -> bool {
+    text.rsplit('/')
+        .next()
+        .and_then(|last| last.split('@').next())
+        .is_some_and(|name| name.contains(':'))
 }
 
 #[cfg(test)]

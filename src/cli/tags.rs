@@ -141,7 +141,7 @@ pub fn run(args: &TagsArgs) -> ExitCode {
             }
         }
         None => match query_registry(args, &policy) {
-            Ok((tags, metadata, requests)) => (tags, metadata, Some(requests)),
+            Ok(((tags, metadata), requests)) => (tags, metadata, Some(requests)),
             Err(message) => return bad_input(message),
         },
     };
@@ -176,10 +176,7 @@ pub fn run(args: &TagsArgs) -> ExitCode {
 /// Lists the image's tags (and the metadata the policy needs) from the
 /// registry, with the registry settings of `-c` (or of `policies/` when it
 /// exists and `-c` is not given).
-fn query_registry(
-    args: &TagsArgs,
-    policy: &Policy,
-) -> Result<(Vec<String>, HashMap<String, TagMetadata>, u64), String> {
+fn query_registry(args: &TagsArgs, policy: &Policy) -> Result<(TagList, u64), String> {
     let reference = Reference::parse(&args.image).map_err(|e| e.to_string())?;
     let config_path = match &args.config {
         Some(path) => Some(path.clone()),
@@ -224,7 +221,7 @@ fn query_registry(
     let mut results = runtime.block_on(scan(&client, std::slice::from_ref(&target)));
     let requests = client.metrics().total(None);
     match results.remove("tags") {
-        Some(Ok(result)) => Ok((result.tags.to_vec(), result.metadata, requests)),
+        Some(Ok(result)) => Ok(((result.tags.to_vec(), result.metadata), requests)),
         Some(Err(e)) => Err(e.to_string()),
         None => Err("the scan returned nothing".into()),
     }

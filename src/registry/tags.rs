@@ -34,6 +34,9 @@ pub async fn list_tags(host: &Host, repository: &str) -> Result<Vec<String>, Reg
     let mut seen: HashSet<String> = HashSet::new();
     let mut tags: Vec<String> = Vec::new();
     let mut pages = 0;
+    // A registry that has sent a `Link` once paginates by links: a page
+    // without one is its last, and `last=` is not tried.
+    let mut links_seen = false;
     loop {
         if !requested.insert(path.clone()) {
             tracing::warn!(host = %host.name, repository, "registry repeated a tags page link; stopping");
@@ -85,12 +88,13 @@ pub async fn list_tags(host: &Host, repository: &str) -> Result<Vec<String>, Reg
             tracing::warn!(host = %host.name, repository, "registry returned a page with no new tags; stopping");
             break;
         }
+        links_seen |= link.is_some();
         path = match (link, last) {
             (Some(link), _) => match same_host_path(&link, host) {
                 Some(p) => p,
                 None => break,
             },
-            (None, Some(last)) if page_len == n => {
+            (None, Some(last)) if page_len == n && !links_seen => {
                 format!("/v2/{repository}/tags/list?n={n}&last={}", encode(&last))
             }
             _ => break,

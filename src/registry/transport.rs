@@ -421,6 +421,8 @@ impl Host {
             request = request.query(&[("service", service)]);
         }
         if let Some(c) = credential {
+            // Docker clients name the account too; some token services use it.
+            request = request.query(&[("account", c.username.as_str())]);
             let mut header = HeaderValue::from_str(&c.basic_header())
                 .map_err(|_| fail("the credential is not a valid header value".into()))?;
             header.set_sensitive(true);

@@ -1,0 +1,109 @@
+//! Shared harness for registry integration tests.
+//!
+//! * [`registry::TestRegistry`] runs a real CNCF distribution registry
+//!   (`docker-registry serve`, Debian's 2.8.x) on a loopback port with
+//!   throw-away storage, and can seed it with images, indexes and tags.
+//! * [`token::TokenIssuer`] is an in-process Docker token-auth server that the
+//!   registry trusts in [`registry::AuthMode::Token`].
+//! * [`proxy::TestProxy`] sits in front of a registry to add GHCR/Quay-style
+//!   pagination and to inject faults.
+//!
+//! Every test file that wants the harness declares `mod support;`. Not every
+//! file uses every helper, hence the blanket `dead_code` allowance.
+#![allow(dead_code)]
+
+pub mod proxy;
+pub mod registry;
+pub mod token;
+
+use std::net::{Ipv4Addr, TcpListener};
+
+/// A loopback TCP port that was free a moment ago.
+///
+/// The port is released before returning, so another process could grab it in
+/// between; [`registry::TestRegistry::start`] retries on a bind failure. The
+/// in-process servers (issuer, proxy) bind port 0 directly and do not need this.
+pub fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .expect("bind an ephemeral loopback port")
+        .local_addr()
+        .expect("local address of the ephemeral listener")
+        .port()
+}
+
+/// An HTTP client for talking to the harness servers: no proxy from the
+/// environment (loopback traffic must never leave the machine) and no
+/// redirect following (tests want to see registries' answers verbatim).
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("build reqwest client")
+}
+
+/// `sha256:<lowercase hex>` of `bytes`, the form registries use for digests.
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    use std::fmt::Write;
+
+    let hash = Sha256::digest(bytes);
+    let mut out = String::with_capacity(7 + 64);
+    out.push_str("sha256:");
+    for byte in hash.iter() {
+        write!(out, "{byte:02x}").expect("writing to a String cannot fail");
+    }
+    out
+}
+
+/// Abort a spawned server task when the owning handle is dropped.
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Split a raw query string into decoded `(key, value)` pairs, keeping
+/// repeated keys (token requests repeat `scope`) in their original order.
+pub(crate) fn parse_query(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(key), percent_decode(value))
+        })
+        .collect()
+}
+
+/// `application/x-www-form-urlencoded` decoding: `+` is a space, `%XX` a byte.
+/// Malformed escapes are kept literally rather than rejected.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let escaped = bytes
+                    .get(i + 1..i + 3)
+                    .filter(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+                    .and_then(|hex| std::str::from_utf8(hex).ok())
+                    .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+                match escaped {
+                    Some(byte) => {
+                        out.push(byte);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            other => out.push(other),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
