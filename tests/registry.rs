@@ -843,3 +843,29 @@ async fn tags_command_platform_flag_picks_the_build_time_of_that_platform() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_is_verified_by_default_and_ca_file_trusts_a_private_ca() {
+    let reg = TestRegistry::start_tls(AuthMode::Anonymous).await;
+    reg.push_image("secure/app", &["1.0.0"], "2024-01-01T00:00:00Z", 1)
+        .await;
+    let name = image(&reg.host, "secure/app");
+    let https = HostSettings {
+        insecure: false,
+        max_attempts: 1,
+        ..fast()
+    };
+    let untrusted = client(vec![(&reg.host, https.clone())]);
+    let err = untrusted.list_tags(&name).await.unwrap_err();
+    assert!(matches!(err, RegistryError::Tls { .. }), "{err:?}");
+    assert!(err.to_string().contains("set `caFile`"), "{err}");
+
+    let trusted = client(vec![(
+        &reg.host,
+        HostSettings {
+            ca_file: reg.ca_file(),
+            ..https
+        },
+    )]);
+    assert_eq!(trusted.list_tags(&name).await.unwrap(), ["1.0.0"]);
+}

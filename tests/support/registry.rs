@@ -47,6 +47,8 @@ pub struct TestRegistry {
     dir: tempfile::TempDir,
     child: Option<Child>,
     client: reqwest::Client,
+    /// Set for a registry serving HTTPS: its self-signed certificate (PEM).
+    tls_cert: Option<PathBuf>,
 }
 
 /// Credentials the harness itself uses to push.
@@ -77,17 +79,72 @@ impl TestRegistry {
     /// until `/v2/` answers 200 or 401. Panics with the registry's log if it
     /// does not come up.
     pub async fn start(auth: AuthMode) -> TestRegistry {
+        Self::start_with(auth, false).await
+    }
+
+    /// Starts a registry serving HTTPS with a fresh self-signed certificate
+    /// for 127.0.0.1; [`TestRegistry::ca_file`] is that certificate.
+    pub async fn start_tls(auth: AuthMode) -> TestRegistry {
+        Self::start_with(auth, true).await
+    }
+
+    /// The PEM certificate a client must trust to talk to a TLS registry.
+    pub fn ca_file(&self) -> Option<PathBuf> {
+        self.tls_cert.clone()
+    }
+
+    async fn start_with(auth: AuthMode, tls: bool) -> TestRegistry {
         let dir = tempfile::tempdir().expect("registry tempdir");
         std::fs::create_dir(dir.path().join("data")).expect("registry data dir");
         let auth_yaml = auth_config(&auth, dir.path()).await;
 
+        let (client, tls_cert) = if tls {
+            let cert = dir.path().join("tls-cert.pem");
+            let key = dir.path().join("tls-key.pem");
+            let status = std::process::Command::new("openssl")
+                .args([
+                    "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                ])
+                .args([
+                    "-subj",
+                    "/CN=127.0.0.1",
+                    "-addext",
+                    "subjectAltName=IP:127.0.0.1",
+                ])
+                // rustls refuses a CA certificate as the server's own, which
+                // is what `req -x509` makes by default: mark it a leaf.
+                .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+                .args(["-addext", "extendedKeyUsage=serverAuth"])
+                .arg("-keyout")
+                .arg(&key)
+                .arg("-out")
+                .arg(&cert)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .expect("run openssl for the TLS certificate");
+            assert!(status.success(), "openssl could not make a TLS certificate");
+            let pem = std::fs::read(&cert).expect("read TLS certificate");
+            let client = reqwest::Client::builder()
+                .no_proxy()
+                .redirect(reqwest::redirect::Policy::none())
+                .add_root_certificate(
+                    reqwest::Certificate::from_pem(&pem).expect("PEM certificate"),
+                )
+                .build()
+                .expect("build TLS client");
+            (client, Some(cert))
+        } else {
+            (super::http_client(), None)
+        };
         let mut registry = TestRegistry {
             host: String::new(),
             port: 0,
             auth,
             dir,
             child: None,
-            client: super::http_client(),
+            client,
+            tls_cert,
         };
         // free_port() releases the port before the registry binds it, so a
         // parallel test can steal it; retry with another port in that case.
@@ -109,7 +166,12 @@ impl TestRegistry {
 
     /// `http://127.0.0.1:PORT`
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.host)
+        let scheme = if self.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.host)
     }
 
     /// The loopback port the registry listens on (stable across restarts).
@@ -260,6 +322,14 @@ impl TestRegistry {
     fn write_config(&self, auth_yaml: &str) {
         let data = yaml_str(&self.dir.path().join("data"));
         let port = self.port;
+        let tls = match &self.tls_cert {
+            Some(cert) => format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                yaml_str(cert),
+                yaml_str(&self.dir.path().join("tls-key.pem"))
+            ),
+            None => String::new(),
+        };
         // `relativeurls` makes upload `Location`s relative, so pushes work
         // through a proxy too; the fixed `secret` keeps upload state valid
         // across restart(); upload purging is off to avoid background work.
@@ -282,7 +352,7 @@ http:
   addr: 127.0.0.1:{port}
   secret: tidewatch-test-secret
   relativeurls: true
-{auth_yaml}"
+{tls}{auth_yaml}"
         );
         std::fs::write(self.config_path(), config).expect("write registry config");
     }
