@@ -10,3 +10,4 @@ pub mod config;
 pub mod policy;
 pub mod reference;
 pub mod registry;
+pub mod secret;

@@ -12,7 +12,6 @@
 //! (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`) is consulted
 //! if it exists, then the registry is used anonymously.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
@@ -21,28 +20,8 @@ use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 
 use super::error::RegistryError;
+pub use crate::secret::Secret;
 use crate::reference::DOCKER_HUB;
-
-/// A secret string. Its `Debug` shows nothing and it has no `Display`, so it
-/// cannot end up in a log line, an error or a metric by accident.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-    /// The secret itself, for the one place that must send it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
 
 /// A username and password (or token) for one registry.
 #[derive(Clone, Debug, PartialEq, Eq)]
