@@ -351,6 +351,23 @@ async fn cred_helpers_entry_runs_the_docker_credential_helper() {
         ["0.2.0"]
     );
     assert_eq!(std::fs::read_to_string(&log).unwrap().trim(), reg.host);
+
+    // A `credsStore` serves every registry without its own entry.
+    std::fs::remove_file(&log).unwrap();
+    let store = dir.path().join("store.json");
+    std::fs::write(&store, r#"{"credsStore": "twtest"}"#).unwrap();
+    let c = client(vec![(
+        &reg.host,
+        HostSettings {
+            credentials: Some(CredentialSource::DockerConfig(store)),
+            ..fast()
+        },
+    )]);
+    assert_eq!(
+        c.list_tags(&image(&reg.host, "x/y")).await.unwrap(),
+        ["0.2.0"]
+    );
+    assert_eq!(std::fs::read_to_string(&log).unwrap().trim(), reg.host);
 }
 
 #[tokio::test(flavor = "multi_thread")]
