@@ -7,6 +7,7 @@
 //! image names for all of them.
 
 pub mod config;
+pub mod manifest;
 pub mod policy;
 pub mod reference;
 pub mod registry;

@@ -20,8 +20,8 @@ use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 
 use super::error::RegistryError;
-pub use crate::secret::Secret;
 use crate::reference::DOCKER_HUB;
+pub use crate::secret::Secret;
 
 /// A username and password (or token) for one registry.
 #[derive(Clone, Debug, PartialEq, Eq)]
