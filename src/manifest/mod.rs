@@ -151,47 +151,10 @@ pub fn scan(root: &Path, scope: &Scope<'_>) -> Scan {
             continue;
         };
         files_parsed += 1;
-        let bom = text.starts_with('\u{feff}');
-        let body = if bom {
-            text['\u{feff}'.len_utf8()..].to_string()
-        } else {
-            text
-        };
-        let tree = match Tree::parse(&body) {
-            Ok(tree) => tree,
-            Err(e) => {
-                notes.push(note(
-                    &rel,
-                    e.line,
-                    &format!("is not valid YAML ({}); skipped, never written", e.message),
-                ));
-                continue;
-            }
-        };
-        let file_name = rel.rsplit('/').next().unwrap_or(&rel).to_string();
-        let as_values = is_target || is_values_file(&file_name);
-        let ctx = FileContext {
-            file_name: &file_name,
-            rel_path: &rel,
-            watched: scope.watched,
-            all_policies: scope.all_policies,
-            targets: scope.targets,
-            as_values,
-        };
-        match refs::find(&body, &tree, &ctx) {
-            Ok(found) if found.is_empty() => {}
-            Ok(found) => scanned.push(ScannedFile {
-                rel,
-                bom,
-                text: body,
-                tree,
-                found,
-            }),
-            Err(refusal) => notes.push(note(
-                &rel,
-                refusal.line,
-                &format!("{}; file left alone", refusal.message),
-            )),
+        match scan_text(&rel, text, scope, is_target) {
+            Ok(Some(file)) => scanned.push(file),
+            Ok(None) => {}
+            Err(n) => notes.push(n),
         }
     }
     Scan {
@@ -200,6 +163,67 @@ pub fn scan(root: &Path, scope: &Scope<'_>) -> Scan {
         notes,
         files_parsed,
         files_seen,
+    }
+}
+
+/// Parses one file's text and finds its references.
+fn scan_text(
+    rel: &str,
+    text: String,
+    scope: &Scope<'_>,
+    is_target: bool,
+) -> Result<Option<ScannedFile>, Note> {
+    let bom = text.starts_with('\u{feff}');
+    let body = if bom {
+        text['\u{feff}'.len_utf8()..].to_string()
+    } else {
+        text
+    };
+    let tree = Tree::parse(&body).map_err(|e| {
+        note(
+            rel,
+            e.line,
+            &format!("is not valid YAML ({}); skipped, never written", e.message),
+        )
+    })?;
+    let file_name = rel.rsplit('/').next().unwrap_or(rel).to_string();
+    let ctx = FileContext {
+        file_name: &file_name,
+        rel_path: rel,
+        watched: scope.watched,
+        all_policies: scope.all_policies,
+        targets: scope.targets,
+        as_values: is_target || is_values_file(&file_name),
+    };
+    match refs::find(&body, &tree, &ctx) {
+        Ok(found) if found.is_empty() => Ok(None),
+        Ok(found) => Ok(Some(ScannedFile {
+            rel: rel.to_string(),
+            bom,
+            text: body,
+            tree,
+            found,
+        })),
+        Err(refusal) => Err(note(
+            rel,
+            refusal.line,
+            &format!("{}; file left alone", refusal.message),
+        )),
+    }
+}
+
+/// Plans the edits of one file given as text, with no file system: the
+/// entry point for fuzzing and for callers that hold files in memory.
+pub fn plan_text(
+    rel: &str,
+    text: &str,
+    scope: &Scope<'_>,
+    picks: &HashMap<String, Pick>,
+) -> Result<Option<FileChange>, Note> {
+    let is_target = scope.targets.iter().any(|t| t.file == rel);
+    match scan_text(rel, text.to_string(), scope, is_target)? {
+        Some(file) => plan_file(&file, scope.watched, picks),
+        None => Ok(None),
     }
 }
 
@@ -548,21 +572,24 @@ fn files_in_scope(
             notes.push(note(&rel, 0, "does not exist; skipped"));
             continue;
         };
-        let resolved = match path.canonicalize() {
-            Ok(p) if p.starts_with(&canonical_root) => p,
-            _ => {
-                notes.push(note(
-                    &rel,
-                    0,
-                    "is a link leading out of the repository; skipped",
-                ));
+        // Walking from the root by name, only a symlink can lead outside
+        // (config validation refuses `..`), so only links are resolved: a
+        // `canonicalize` per file costs more than reading the file.
+        let meta = if meta.file_type().is_symlink() {
+            let resolved = match path.canonicalize() {
+                Ok(p) if p.starts_with(&canonical_root) => p,
+                _ => {
+                    notes.push(note(
+                        &rel,
+                        0,
+                        "is a link leading out of the repository; skipped",
+                    ));
+                    continue;
+                }
+            };
+            if !seen.insert(resolved.clone()) {
                 continue;
             }
-        };
-        if !seen.insert(resolved.clone()) {
-            continue;
-        }
-        let meta = if meta.file_type().is_symlink() {
             match std::fs::metadata(&resolved) {
                 Ok(m) => m,
                 Err(_) => continue,

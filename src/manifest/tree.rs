@@ -214,12 +214,12 @@ impl Tree {
                     tree.signature.push(if mapping {
                         Signature::MappingStart {
                             anchor,
-                            tag: tag_text(&tag),
+                            tag: tag_text(tag),
                         }
                     } else {
                         Signature::SequenceStart {
                             anchor,
-                            tag: tag_text(&tag),
+                            tag: tag_text(tag),
                         }
                     });
                     let id = tree.nodes.len();
