@@ -7,6 +7,8 @@
 //! image names for all of them.
 
 pub mod config;
+pub mod forge;
+pub mod git;
 pub mod manifest;
 pub mod policy;
 pub mod reference;

@@ -12,6 +12,8 @@
 //! file uses every helper, hence the blanket `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod git_http;
+pub mod github;
 pub mod proxy;
 pub mod registry;
 pub mod token;
