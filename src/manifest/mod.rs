@@ -476,10 +476,7 @@ fn verify(file: &ScannedFile, updated: &str, splices: &[Splice]) -> Result<(), N
             _ => false,
         };
         if !ok {
-            let line = splices
-                .iter()
-                .find(|s| s.event == i)
-                .map_or(0, |s| line_of(&file.text, s.start));
+            let line = file.tree.event_lines.get(i).copied().unwrap_or(0);
             return Err(refuse(
                 line,
                 "the result changes more than the intended values",
@@ -487,10 +484,6 @@ fn verify(file: &ScannedFile, updated: &str, splices: &[Splice]) -> Result<(), N
         }
     }
     Ok(())
-}
-
-fn line_of(text: &str, byte: usize) -> usize {
-    text[..byte.min(text.len())].matches('\n').count() + 1
 }
 
 impl Plan {
@@ -574,29 +567,26 @@ fn files_in_scope(
         };
         // Walking from the root by name, only a symlink can lead outside
         // (config validation refuses `..`), so only links are resolved: a
-        // `canonicalize` per file costs more than reading the file.
-        let meta = if meta.file_type().is_symlink() {
-            let resolved = match path.canonicalize() {
-                Ok(p) if p.starts_with(&canonical_root) => p,
-                _ => {
-                    notes.push(note(
-                        &rel,
-                        0,
-                        "is a link leading out of the repository; skipped",
-                    ));
-                    continue;
+        // `canonicalize` per file costs more than reading the file. A link
+        // inside the repository is replaced by the real path it names, so
+        // a file is seen once and an edit never replaces a link by a file.
+        if meta.file_type().is_symlink() {
+            match path.canonicalize() {
+                Ok(real) if real.starts_with(&canonical_root) => {
+                    let inside = real.strip_prefix(&canonical_root).unwrap_or(&real);
+                    stack.push(root.join(inside));
                 }
-            };
-            if !seen.insert(resolved.clone()) {
-                continue;
+                _ => notes.push(note(
+                    &rel,
+                    0,
+                    "is a link leading out of the repository; skipped",
+                )),
             }
-            match std::fs::metadata(&resolved) {
-                Ok(m) => m,
-                Err(_) => continue,
-            }
-        } else {
-            meta
-        };
+            continue;
+        }
+        if !seen.insert(rel.clone()) {
+            continue;
+        }
         if meta.is_dir() {
             if path.file_name().is_some_and(|n| n == ".git") {
                 continue;
@@ -626,4 +616,52 @@ fn files_in_scope(
     }
     out.sort_by(|a, b| a.1.cmp(&b.1));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scanned(text: &str) -> ScannedFile {
+        ScannedFile {
+            rel: "f.yaml".into(),
+            bom: false,
+            text: text.into(),
+            tree: Tree::parse(text).unwrap(),
+            found: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn verification_refuses_a_result_that_changes_structure() {
+        let file = scanned("a: 1.0.0\nb: keep\n");
+        let scalar = file.tree.nodes.iter().find_map(|n| match &n.kind {
+            tree::NodeKind::Scalar(s) if s.value == "1.0.0" => Some(s.clone()),
+            _ => None,
+        });
+        let s = scalar.unwrap();
+        let splice = |text: &str, value: &str| Splice {
+            start: s.start,
+            end: s.end,
+            text: text.into(),
+            event: s.event,
+            value: value.into(),
+        };
+        // A raw value that smuggles in a new key.
+        let bad = "a: 2.0.0\nc: extra\nb: keep\n";
+        let err = verify(&file, bad, &[splice("2.0.0\nc: extra", "2.0.0")]).unwrap_err();
+        assert!(err.message.contains("edit refused"), "{err}");
+        // A value that reads back as something else than intended.
+        let err = verify(&file, "a: 2.0\nb: keep\n", &[splice("2.0", "2.0.0")]).unwrap_err();
+        assert!(
+            err.message
+                .contains("changes more than the intended values"),
+            "{err}"
+        );
+        // A neighbour that changed too.
+        let err = verify(&file, "a: 2.0.0\nb: kept\n", &[splice("2.0.0", "2.0.0")]).unwrap_err();
+        assert_eq!(err.line, 2, "the changed neighbour is on line 2");
+        // The intended edit alone passes.
+        verify(&file, "a: 2.0.0\nb: keep\n", &[splice("2.0.0", "2.0.0")]).unwrap();
+    }
 }

@@ -82,6 +82,8 @@ pub struct Tree {
     /// The root node of each document (`None` for an empty document).
     pub documents: Vec<Option<NodeId>>,
     pub signature: Vec<Signature>,
+    /// The 1-based line of each event in `signature`.
+    pub event_lines: Vec<usize>,
 }
 
 /// A file that is not valid YAML.
@@ -130,6 +132,7 @@ impl Tree {
             nodes: Vec::new(),
             documents: Vec::new(),
             signature: Vec::new(),
+            event_lines: Vec::new(),
         };
         let mut anchors: HashMap<usize, NodeId> = HashMap::new();
         let mut stack: Vec<Frame> = Vec::new();
@@ -140,6 +143,12 @@ impl Tree {
                 message: e.info().to_string(),
             })?;
             let line = span.start.line();
+            if !matches!(
+                event,
+                Event::StreamStart | Event::StreamEnd | Event::Nothing
+            ) {
+                tree.event_lines.push(line);
+            }
             let node = match event {
                 Event::StreamStart | Event::StreamEnd | Event::Nothing => continue,
                 Event::DocumentStart(_) => {

@@ -1,0 +1,155 @@
+//! Scope and safety of manifest edits: only regular YAML files under the
+//! update's paths, links never followed out of the repository, a size cap,
+//! a cheap prefilter before parsing, and refusals that leave files alone.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use tidewatch::manifest::{self, Scope, Watched};
+use tidewatch::policy::Pick;
+use tidewatch::reference::ImageName;
+
+fn run(root: &Path, paths: &[&str], cap: u64) -> (manifest::Scan, manifest::Plan) {
+    let watched = vec![Watched {
+        policy: "app".into(),
+        image: ImageName::parse("ghcr.io/acme/app").unwrap(),
+        image_text: "ghcr.io/acme/app".into(),
+    }];
+    let all: HashSet<String> = ["app".to_string()].into();
+    let paths: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
+    let scope = Scope {
+        paths: &paths,
+        watched: &watched,
+        all_policies: &all,
+        targets: &[],
+        size_cap: cap,
+    };
+    let picks: HashMap<String, Pick> = [(
+        "app".to_string(),
+        Pick {
+            tag: "2.0.0".into(),
+            digest: None,
+        },
+    )]
+    .into();
+    let scan = manifest::scan(root, &scope);
+    let plan = scan.plan(&picks);
+    (scan, plan)
+}
+
+const POD: &str = "kind: Pod\nspec:\n  containers:\n    - image: ghcr.io/acme/app:1.0.0\n";
+
+#[test]
+fn links_out_of_the_repository_are_never_followed() {
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.yaml"), POD).unwrap();
+    let repo = tempfile::tempdir().unwrap();
+    let envs = repo.path().join("envs");
+    std::fs::create_dir(&envs).unwrap();
+    std::fs::write(envs.join("inside.yaml"), POD).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("secret.yaml"), envs.join("escape.yaml"))
+        .unwrap();
+    std::os::unix::fs::symlink(outside.path(), envs.join("escape-dir")).unwrap();
+    std::os::unix::fs::symlink(envs.join("inside.yaml"), envs.join("alias.yaml")).unwrap();
+    let (_, plan) = run(repo.path(), &["envs"], manifest::DEFAULT_SIZE_CAP);
+    let files: Vec<&str> = plan.changes.iter().map(|c| c.file.as_str()).collect();
+    assert_eq!(
+        files,
+        ["envs/inside.yaml"],
+        "a link inside the repo is followed once, by its target"
+    );
+    let notes: Vec<String> = plan.notes.iter().map(|n| n.to_string()).collect();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("envs/escape.yaml") && n.contains("out of the repository")),
+        "{notes:?}"
+    );
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("envs/escape-dir") && n.contains("out of the repository")),
+        "{notes:?}"
+    );
+    plan.apply(repo.path()).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(outside.path().join("secret.yaml")).unwrap(),
+        POD
+    );
+}
+
+#[test]
+fn large_files_are_skipped_with_a_note_and_git_dirs_and_other_files_ignored() {
+    let repo = tempfile::tempdir().unwrap();
+    let mut big = POD.to_string();
+    big.push_str(&format!("# {}\n", "x".repeat(4096)));
+    std::fs::write(repo.path().join("big.yaml"), &big).unwrap();
+    std::fs::create_dir(repo.path().join(".git")).unwrap();
+    std::fs::write(repo.path().join(".git/config.yaml"), POD).unwrap();
+    std::fs::write(repo.path().join("pod.json"), POD).unwrap();
+    std::fs::write(repo.path().join("small.yml"), POD).unwrap();
+    let (_, plan) = run(repo.path(), &["."], 1024);
+    let files: Vec<&str> = plan.changes.iter().map(|c| c.file.as_str()).collect();
+    assert_eq!(files, ["small.yml"]);
+    assert!(
+        plan.notes
+            .iter()
+            .any(|n| n.file == "big.yaml" && n.message.contains("larger than 1 KiB")),
+        "{:?}",
+        plan.notes
+    );
+}
+
+#[test]
+fn the_prefilter_skips_files_that_cannot_hold_a_reference() {
+    let repo = tempfile::tempdir().unwrap();
+    for i in 0..20 {
+        std::fs::write(
+            repo.path().join(format!("other-{i}.yaml")),
+            "kind: Pod\nspec: {containers: [{image: nginx}]}\n",
+        )
+        .unwrap();
+    }
+    std::fs::write(repo.path().join("pod.yaml"), POD).unwrap();
+    let (scan, plan) = run(repo.path(), &["."], manifest::DEFAULT_SIZE_CAP);
+    assert_eq!(scan.files_seen, 21);
+    assert_eq!(scan.files_parsed, 1);
+    assert_eq!(plan.edits().count(), 1);
+}
+
+#[test]
+fn a_block_scalar_or_a_missing_digest_is_refused_and_the_file_untouched() {
+    let repo = tempfile::tempdir().unwrap();
+    let block =
+        "kind: Pod\nspec:\n  containers:\n    - image: |-\n        ghcr.io/acme/app:1.0.0\n";
+    let pinned = format!(
+        "kind: Pod\nspec:\n  containers:\n    - image: ghcr.io/acme/app:1.0.0@sha256:{}\n",
+        "a".repeat(64)
+    );
+    std::fs::write(repo.path().join("block.yaml"), block).unwrap();
+    std::fs::write(repo.path().join("pinned.yaml"), &pinned).unwrap();
+    let (_, plan) = run(repo.path(), &["."], manifest::DEFAULT_SIZE_CAP);
+    assert!(plan.changes.is_empty());
+    let notes: Vec<String> = plan.notes.iter().map(|n| n.to_string()).collect();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.starts_with("block.yaml:5:") && n.contains("block scalar")),
+        "{notes:?}"
+    );
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.starts_with("pinned.yaml:4:") && n.contains("pins a digest")),
+        "{notes:?}"
+    );
+    plan.apply(repo.path()).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(repo.path().join("block.yaml")).unwrap(),
+        block
+    );
+    assert_eq!(
+        std::fs::read_to_string(repo.path().join("pinned.yaml")).unwrap(),
+        pinned
+    );
+}
