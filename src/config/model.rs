@@ -260,6 +260,37 @@ pub struct Update {
     /// Deliver as a GitHub pull request instead of a direct commit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pull_request: Option<PullRequest>,
+    /// Files to scan as Helm values whatever their name, and explicit
+    /// scalars to write (`app.containers[1].image.tag`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<UpdateTarget>,
+}
+
+/// An explicit target of an update.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct UpdateTarget {
+    /// A file, relative to the repository root.
+    pub file: String,
+    /// A dotted path with list indexes to one scalar in the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The image policy whose pick is written at `path` (required with `path`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// What `path` holds: `tag` (default), `full` (`repo:tag[@digest]`), `name` or `digest`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part: Option<TargetPart>,
+}
+
+/// The part of an image reference a target scalar holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum TargetPart {
+    Tag,
+    Full,
+    Name,
+    Digest,
 }
 
 /// Pull-request delivery settings.

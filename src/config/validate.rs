@@ -386,6 +386,38 @@ fn check_updates(config: &Config, broken_names: &[String], report: &mut Reporter
                 );
             }
         }
+        for (i, target) in update.targets.iter().enumerate() {
+            let at = format!("{path}.targets[{i}]");
+            if let Some(problem) = unsafe_path(&target.file) {
+                report.at_value(
+                    source,
+                    &join(&at, "file"),
+                    format!("target file `{}` {problem}", target.file),
+                    None,
+                );
+            }
+            match (&target.path, &target.policy) {
+                (Some(_), None) => report.at(
+                    source,
+                    &at,
+                    "a target with a `path` needs the `policy` whose pick it writes".into(),
+                    None,
+                ),
+                (_, Some(policy))
+                    if !policy_names.contains(&policy.as_str())
+                        && !broken_names.contains(policy) =>
+                {
+                    report.at_value(
+                        source,
+                        &join(&at, "policy"),
+                        format!("no image policy is named `{policy}`"),
+                        nearest(policy, policy_names.iter().copied())
+                            .map(|s| format!("did you mean `{s}`?")),
+                    )
+                }
+                _ => {}
+            }
+        }
         if let Some(names) = &update.images {
             for (i, name) in names.iter().enumerate() {
                 if !policy_names.contains(&name.as_str()) && !broken_names.contains(name) {
