@@ -153,3 +153,39 @@ fn a_block_scalar_or_a_missing_digest_is_refused_and_the_file_untouched() {
         pinned
     );
 }
+
+/// Inputs the fuzzer found to crash the editor, replayed on every test run.
+#[test]
+fn fuzzer_findings_stay_fixed() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fuzz");
+    let watched = vec![Watched {
+        policy: "app".into(),
+        image: ImageName::parse("ghcr.io/acme/app").unwrap(),
+        image_text: "ghcr.io/acme/app".into(),
+    }];
+    let all: HashSet<String> = ["app".to_string()].into();
+    let scope = Scope {
+        paths: &[],
+        watched: &watched,
+        all_policies: &all,
+        targets: &[],
+        size_cap: manifest::DEFAULT_SIZE_CAP,
+    };
+    let picks: HashMap<String, Pick> = [(
+        "app".to_string(),
+        Pick {
+            tag: "1.2.3".into(),
+            digest: None,
+        },
+    )]
+    .into();
+    let mut replayed = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        if let Ok(text) = std::str::from_utf8(&bytes[1..]) {
+            let _ = manifest::plan_text("values.yaml", text, &scope, &picks);
+            replayed += 1;
+        }
+    }
+    assert!(replayed >= 1);
+}

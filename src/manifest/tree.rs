@@ -282,9 +282,20 @@ impl Tree {
     }
 
     /// The entries of a mapping, with `<<` merge keys expanded (own keys
-    /// first, so they win over merged ones in [`Tree::get`]).
+    /// first, so they win over merged ones in [`Tree::get`]). A mapping that
+    /// merges itself (an alias to its own anchor) is expanded once.
     pub fn entries(&self, id: NodeId) -> Vec<(NodeId, NodeId)> {
-        let NodeKind::Mapping(entries) = &self.nodes[self.resolve(id)].kind else {
+        let mut visited = Vec::new();
+        self.entries_once(id, &mut visited)
+    }
+
+    fn entries_once(&self, id: NodeId, visited: &mut Vec<NodeId>) -> Vec<(NodeId, NodeId)> {
+        let id = self.resolve(id);
+        if visited.contains(&id) {
+            return Vec::new();
+        }
+        visited.push(id);
+        let NodeKind::Mapping(entries) = &self.nodes[id].kind else {
             return Vec::new();
         };
         let mut own = Vec::new();
@@ -295,10 +306,10 @@ impl Tree {
                 .is_some_and(|s| s.value == "<<" && s.style == Style::Plain)
             {
                 match &self.nodes[self.resolve(*v)].kind {
-                    NodeKind::Mapping(_) => merged.extend(self.entries(*v)),
+                    NodeKind::Mapping(_) => merged.extend(self.entries_once(*v, visited)),
                     NodeKind::Sequence(items) => {
                         for item in items {
-                            merged.extend(self.entries(*item));
+                            merged.extend(self.entries_once(*item, visited));
                         }
                     }
                     _ => {}
@@ -443,6 +454,17 @@ mod tests {
         assert_eq!(token(text, &tree, "1.0.0"), "1.0.0");
         assert_eq!(token(text, &tree, "2"), "'2'");
         assert_eq!(token(text, &tree, "3"), "\"3\"");
+    }
+
+    #[test]
+    fn a_mapping_merging_itself_does_not_recurse_forever() {
+        // Found by the fuzzer: the anchor is recorded when its mapping
+        // starts, so an alias inside it refers to the mapping itself.
+        let text = "image: &app\n  repository: r\n  <<: *app\n  tag: t\n";
+        let tree = Tree::parse(text).unwrap();
+        let image = tree.get(tree.documents[0].unwrap(), "image").unwrap();
+        assert_eq!(tree.get_str(image, "tag"), Some("t"));
+        assert_eq!(tree.entries(image).len(), 2);
     }
 
     #[test]
