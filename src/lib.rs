@@ -2,11 +2,13 @@
 //! rewrite GitOps manifests without reformatting them.
 //!
 //! The modules follow the data flow of one cycle (see `DESIGN.md`):
-//! `config` loads and checks policy files, `registry` lists tags and their
-//! metadata, `policy` picks tags, and `reference` parses and normalises
-//! image names for all of them.
+//! `config` loads and checks policy files; `registry` lists tags and their
+//! metadata; `policy` picks tags; `manifest` edits files byte-exactly; `git`
+//! and `forge` deliver commits and pull requests; `engine` wires one cycle;
+//! `reference` parses and normalises image names for all of them.
 
 pub mod config;
+pub mod engine;
 pub mod forge;
 pub mod git;
 pub mod manifest;

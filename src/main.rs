@@ -30,6 +30,10 @@ enum Command {
     /// The pick is printed alone on the last line of stdout; the reasoning goes
     /// to stderr. Exit 0 with a pick, 1 when nothing qualifies, 2 on bad input.
     Tags(Box<cli::tags::TagsArgs>),
+    /// Run one cycle: scan, select, edit and deliver for every update.
+    ///
+    /// `--dry-run` prints the diff and the commits and PRs it would make.
+    Once(cli::once::OnceArgs),
     /// Print the JSON schema of the policy file.
     Schema,
 }
@@ -46,6 +50,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { config } => cli::check::run(&config),
         Command::Tags(args) => cli::tags::run(&args),
+        Command::Once(args) => cli::once::run(&args),
         Command::Schema => cli::schema::run(),
     }
 }

@@ -46,6 +46,41 @@ pub struct Repository {
     /// How to authenticate to the repository. Omit for public or local repos.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<GitAuth>,
+    /// The GitHub API, for updates delivered as pull requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub github: Option<GitHub>,
+    /// Add a `Signed-off-by:` trailer for the author to every commit.
+    #[serde(default)]
+    pub sign_off: bool,
+}
+
+/// GitHub API settings for pull requests.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GitHub {
+    /// API base URL for GitHub Enterprise (`https://ghe.example.com/api/v3/`);
+    /// default `https://api.github.com/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_url: Option<String>,
+    /// `owner/name`; default: read from `repository.url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    /// An API token; default: `repository.auth.token`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<SecretSource>,
+    /// Authenticate as a GitHub App installation instead of a token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<GitHubApp>,
+}
+
+/// A GitHub App installation.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GitHubApp {
+    pub app_id: u64,
+    pub installation_id: u64,
+    /// The app's PEM private key.
+    pub private_key: SecretSource,
 }
 
 fn default_branch() -> String {
@@ -260,6 +295,10 @@ pub struct Update {
     /// Deliver as a GitHub pull request instead of a direct commit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pull_request: Option<PullRequest>,
+    /// Commit message (and PR title) template; see the README for fields.
+    /// Default `chore({update}): update {image} to {new}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit_message: Option<String>,
     /// Files to scan as Helm values whatever their name, and explicit
     /// scalars to write (`app.containers[1].image.tag`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

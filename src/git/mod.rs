@@ -365,6 +365,22 @@ impl Workspace {
         }
     }
 
+    /// True when the remote `branch` already holds the same change as the
+    /// local commit `oid`: a tip with the same parents and the same tree.
+    /// A pull-request branch rebuilt on an unchanged base then needs no push,
+    /// so a cycle with nothing new makes no commit visible anywhere.
+    pub fn remote_has_same_change(&self, oid: Oid, branch: &str) -> Result<bool, GitError> {
+        let Some(tip) = self.remote_tip(branch)? else {
+            return Ok(false);
+        };
+        let compare = || -> Result<bool, git2::Error> {
+            let ours = self.repo.find_commit(oid)?;
+            let theirs = self.repo.find_commit(tip)?;
+            Ok(ours.tree_id() == theirs.tree_id() && ours.parent_ids().eq(theirs.parent_ids()))
+        };
+        compare().map_err(|err| self.repo_error("compare commits", &err))
+    }
+
     /// Makes the worktree exactly the remote tip of `branch` (as of the last
     /// fetch), or of `base` when `branch` does not exist on the remote:
     /// HEAD is detached there, the index and tracked files reset, untracked
