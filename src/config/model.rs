@@ -52,6 +52,10 @@ pub struct Repository {
     /// Add a `Signed-off-by:` trailer for the author to every commit.
     #[serde(default)]
     pub sign_off: bool,
+    /// Fetch with this history depth (shallow); default: full history.
+    /// Ignored for `file://` and local paths, which libgit2 cannot fetch shallowly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub depth: Option<u32>,
 }
 
 /// GitHub API settings for pull requests.

@@ -281,6 +281,10 @@ fn workspace_options(
     let mut options = WorkspaceOptions::new(repository.url.clone());
     options.workdir = workdir;
     options.credentials = credentials;
+    options.depth = repository
+        .depth
+        .and_then(|d| i32::try_from(d).ok())
+        .filter(|d| *d > 0);
     Ok(options)
 }
 
