@@ -36,6 +36,26 @@ fn values(name: &str, tag: &str) -> String {
     )
 }
 
+/// Writes service `i`: a Deployment, a kustomization or a values file, in
+/// turn, each referring to the service's own image at 1.0.i.
+fn write_service(root: &std::path::Path, i: usize) {
+    let service = root.join(format!("apps/svc-{i:05}"));
+    std::fs::create_dir_all(&service).expect("mkdir");
+    let image = format!("registry.example.com/team/svc-{i:05}");
+    let (name, text) = match i % 3 {
+        0 => (
+            "deployment.yaml",
+            deployment(i, &format!("{image}:1.0.{i}")),
+        ),
+        1 => (
+            "kustomization.yaml",
+            kustomization(i, &image, &format!("1.0.{i}")),
+        ),
+        _ => ("values.yaml", values(&image, &format!("1.0.{i}"))),
+    };
+    std::fs::write(service.join(name), text).expect("write");
+}
+
 fn main() {
     let files = env_or("BENCH_FILES", 10_000);
     let edits = env_or("BENCH_EDITS", 100);
@@ -44,21 +64,7 @@ fn main() {
     // Every file refers to its own image; the first `edits` images are
     // watched, and their picks differ from what the files hold.
     for i in 0..files {
-        let service = dir.path().join(format!("apps/svc-{i:05}"));
-        std::fs::create_dir_all(&service).expect("mkdir");
-        let image = format!("registry.example.com/team/svc-{i:05}");
-        let (name, text) = match i % 3 {
-            0 => (
-                "deployment.yaml",
-                deployment(i, &format!("{image}:1.0.{i}")),
-            ),
-            1 => (
-                "kustomization.yaml",
-                kustomization(i, &image, &format!("1.0.{i}")),
-            ),
-            _ => ("values.yaml", values(&image, &format!("1.0.{i}"))),
-        };
-        std::fs::write(service.join(name), text).expect("write");
+        write_service(dir.path(), i);
     }
     println!(
         "generated {files} files in {:.1} s",
@@ -102,20 +108,7 @@ fn main() {
         // Reset the edited files so every run does the same work.
         if run > 0 {
             for i in 0..edits {
-                let service = dir.path().join(format!("apps/svc-{i:05}"));
-                let image = format!("registry.example.com/team/svc-{i:05}");
-                let (name, text) = match i % 3 {
-                    0 => (
-                        "deployment.yaml",
-                        deployment(i, &format!("{image}:1.0.{i}")),
-                    ),
-                    1 => (
-                        "kustomization.yaml",
-                        kustomization(i, &image, &format!("1.0.{i}")),
-                    ),
-                    _ => ("values.yaml", values(&image, &format!("1.0.{i}"))),
-                };
-                std::fs::write(service.join(name), text).expect("write");
+                write_service(dir.path(), i);
             }
         }
         let start = Instant::now();

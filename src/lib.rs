@@ -16,3 +16,4 @@ pub mod policy;
 pub mod reference;
 pub mod registry;
 pub mod secret;
+pub mod webhook;
