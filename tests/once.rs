@@ -138,6 +138,7 @@ updates:
         let options = OnceOptions {
             workdir: Some(self.workdir.clone()),
             dry_run,
+            only_policies: None,
         };
         engine::once(&config, &options)
             .await

@@ -49,6 +49,7 @@ pub fn run(args: &OnceArgs) -> ExitCode {
     let options = OnceOptions {
         workdir: args.workdir.clone(),
         dry_run: args.dry_run,
+        only_policies: None,
     };
     let report = match runtime.block_on(engine::once(&config, &options)) {
         Ok(r) => r,

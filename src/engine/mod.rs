@@ -35,6 +35,9 @@ pub struct OnceOptions {
     pub workdir: Option<PathBuf>,
     /// Plan and report, but write nothing anywhere.
     pub dry_run: bool,
+    /// Scan and update only these policies (the service's due policies);
+    /// `None` means all.
+    pub only_policies: Option<HashSet<String>>,
 }
 
 /// One image moving to a new value in one update.
@@ -97,6 +100,10 @@ pub struct UpdateReport {
     pub notes: Vec<String>,
     /// Unified diff of the planned edits.
     pub diff: String,
+    /// Per policy, the value in Git when the cycle looked (tag or digest).
+    pub current: BTreeMap<String, String>,
+    /// Per policy, the pick of this cycle.
+    pub picks: BTreeMap<String, String>,
 }
 
 #[derive(Clone, Debug)]
@@ -126,23 +133,45 @@ pub enum EngineError {
 /// Runs one cycle over every update group. An update that fails is reported
 /// in its `Outcome::Failed` and does not stop the others.
 pub async fn once(config: &Config, options: &OnceOptions) -> Result<CycleReport, EngineError> {
-    let repository = config
-        .repository
-        .as_ref()
-        .ok_or(EngineError::NoRepository)?;
-    let client = Arc::new(Client::from_config(
+    let client = Arc::new(client_for(config));
+    cycle(config, options, &client).await
+}
+
+/// The registry client a config describes. The service keeps one for its
+/// lifetime, so the digest cache and the request counters persist.
+pub fn client_for(config: &Config) -> Client {
+    Client::from_config(
         &config
             .registries
             .iter()
             .map(|r| r.item.clone())
             .collect::<Vec<_>>(),
-    ));
+    )
+}
+
+/// One cycle with a given registry client.
+pub async fn cycle(
+    config: &Config,
+    options: &OnceOptions,
+    client: &Arc<Client>,
+) -> Result<CycleReport, EngineError> {
+    let repository = config
+        .repository
+        .as_ref()
+        .ok_or(EngineError::NoRepository)?;
+    let before = client.metrics().total(None);
 
     // Scan every policy some update writes, each repository listed once.
     let used: HashSet<&str> = config
         .updates
         .iter()
         .flat_map(|u| policies_of(config, u))
+        .filter(|p| {
+            options
+                .only_policies
+                .as_ref()
+                .is_none_or(|only| only.contains(*p))
+        })
         .collect();
     let targets: Vec<ScanTarget> = config
         .images
@@ -157,7 +186,7 @@ pub async fn once(config: &Config, options: &OnceOptions) -> Result<CycleReport,
             })
         })
         .collect();
-    let scans = registry::scan(&client, &targets).await;
+    let scans = registry::scan(client, &targets).await;
     let scan_errors: BTreeMap<String, String> = scans
         .iter()
         .filter_map(|(policy, r)| r.as_ref().err().map(|e| (policy.clone(), e.to_string())))
@@ -182,7 +211,7 @@ pub async fn once(config: &Config, options: &OnceOptions) -> Result<CycleReport,
             repository,
             update,
             scans: &scans,
-            client: &client,
+            client,
             author: &author,
             dry_run: options.dry_run,
         };
@@ -200,7 +229,7 @@ pub async fn once(config: &Config, options: &OnceOptions) -> Result<CycleReport,
         scan_errors,
         git: workspace.stats(),
         github_writes: forge.as_ref().map_or(0, |f| f.write_calls()),
-        registry_requests: client.metrics().total(None),
+        registry_requests: client.metrics().total(None) - before,
     })
 }
 
@@ -235,6 +264,8 @@ fn failed(update: &Update, error: String) -> UpdateReport {
         outcome: Outcome::Failed { error },
         notes: Vec::new(),
         diff: String::new(),
+        current: BTreeMap::new(),
+        picks: BTreeMap::new(),
     }
 }
 
@@ -396,7 +427,7 @@ async fn plan_update(
     watched: &[Watched],
     targets: &[Target],
     declined: &HashMap<String, HashSet<String>>,
-) -> (manifest::Plan, HashMap<String, Pick>, Vec<String>) {
+) -> Planned {
     let all: HashSet<String> = ctx.config.images.iter().map(|i| i.name.clone()).collect();
     let scope = Scope {
         paths: &ctx.update.paths,
@@ -450,7 +481,33 @@ async fn plan_update(
     }
     let plan = scan.plan(&picks);
     notes.extend(plan.notes.iter().map(|n| n.to_string()));
-    (plan, picks, notes)
+    let mut now_in_git = BTreeMap::new();
+    for c in &current {
+        if let Some(value) = c.tag.clone().or_else(|| c.digest.clone()) {
+            now_in_git.entry(c.policy.clone()).or_insert(value);
+        }
+    }
+    Planned {
+        plan,
+        picks,
+        notes,
+        current: now_in_git,
+    }
+}
+
+/// What planning an update produced.
+struct Planned {
+    plan: manifest::Plan,
+    picks: HashMap<String, Pick>,
+    notes: Vec<String>,
+    current: BTreeMap<String, String>,
+}
+
+fn pick_texts(picks: &HashMap<String, Pick>) -> BTreeMap<String, String> {
+    picks
+        .iter()
+        .map(|(p, pick)| (p.clone(), pick.to_string()))
+        .collect()
 }
 
 /// The version a written value carries: `tag[@digest]` of a full
@@ -509,8 +566,12 @@ async fn direct(ctx: &UpdateContext<'_>, ws: &mut Workspace) -> UpdateReport {
         return failed(update, e.to_string());
     }
     let (watched, targets) = scope_parts(ctx, None);
-    let (plan, picks, notes) =
-        plan_update(ctx, ws.path(), &watched, &targets, &HashMap::new()).await;
+    let Planned {
+        plan,
+        picks,
+        notes,
+        current,
+    } = plan_update(ctx, ws.path(), &watched, &targets, &HashMap::new()).await;
     let changes = changes_of(&plan, &watched);
     let mut report = UpdateReport {
         update: update.name.clone(),
@@ -519,6 +580,8 @@ async fn direct(ctx: &UpdateContext<'_>, ws: &mut Workspace) -> UpdateReport {
         outcome: Outcome::UpToDate,
         notes,
         diff: plan.diff(),
+        current,
+        picks: pick_texts(&picks),
     };
     if plan.is_empty() {
         return report;
@@ -647,7 +710,12 @@ async fn pull_request(
         declined.entry(change.policy).or_default().insert(tag);
     }
     let (watched, targets) = scope_parts(ctx, only);
-    let (plan, _picks, notes) = plan_update(ctx, ws.path(), &watched, &targets, &declined).await;
+    let Planned {
+        plan,
+        picks,
+        notes,
+        current,
+    } = plan_update(ctx, ws.path(), &watched, &targets, &declined).await;
     let changes = changes_of(&plan, &watched);
     let open = forge.open_pr_for_head(head).await?;
     let mut report = UpdateReport {
@@ -657,6 +725,8 @@ async fn pull_request(
         outcome: Outcome::UpToDate,
         notes,
         diff: plan.diff(),
+        current,
+        picks: pick_texts(&picks),
     };
     if plan.is_empty() {
         // Already on the base (merged, or done by a human): close our PR.
