@@ -189,3 +189,41 @@ fn fuzzer_findings_stay_fixed() {
     }
     assert!(replayed >= 1);
 }
+
+/// A chain of aliases that doubles at every level ("billion laughs") must
+/// be walked in linear time, not 2^40 times.
+#[test]
+fn alias_chains_are_walked_once() {
+    let mut text = String::from("l0: &l0 [ghcr.io/acme/app:1.0.0, x]\n");
+    for i in 1..40 {
+        text.push_str(&format!("l{i}: &l{i} [*l{}, *l{}]\n", i - 1, i - 1));
+    }
+    let watched = vec![Watched {
+        policy: "app".into(),
+        image: ImageName::parse("ghcr.io/acme/app").unwrap(),
+        image_text: "ghcr.io/acme/app".into(),
+    }];
+    let all: HashSet<String> = ["app".to_string()].into();
+    let scope = Scope {
+        paths: &[],
+        watched: &watched,
+        all_policies: &all,
+        targets: &[],
+        size_cap: manifest::DEFAULT_SIZE_CAP,
+    };
+    let picks: HashMap<String, Pick> = [(
+        "app".to_string(),
+        Pick {
+            tag: "1.2.3".into(),
+            digest: None,
+        },
+    )]
+    .into();
+    let started = std::time::Instant::now();
+    let _ = manifest::plan_text("values.yaml", &text, &scope, &picks);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+}

@@ -138,7 +138,14 @@ pub fn find(text: &str, tree: &Tree, ctx: &FileContext<'_>) -> Result<Vec<Found>
         }
         workloads(tree, *root, ctx, &mut found, &mut claimed);
         if ctx.as_values {
-            helm_values(tree, *root, ctx, &mut found, &mut claimed, 0);
+            helm_values(
+                tree,
+                *root,
+                ctx,
+                &mut found,
+                &mut claimed,
+                &mut HashSet::new(),
+            );
         }
     }
     Ok(found)
@@ -440,13 +447,14 @@ fn helm_values(
     ctx: &FileContext<'_>,
     found: &mut Vec<Found>,
     claimed: &mut HashSet<NodeId>,
-    depth: usize,
+    visited: &mut HashSet<NodeId>,
 ) {
-    // Anchors can make a tree a graph; values files are shallow anyway.
-    if depth > 64 {
+    // Aliases make the tree a graph: without visiting each node once, a
+    // chain of aliases to aliases is explored exponentially often.
+    let node = tree.resolve(node);
+    if !visited.insert(node) {
         return;
     }
-    let node = tree.resolve(node);
     if tree.is_mapping(node) {
         let repository = tree.get_str(node, "repository");
         if let (Some(repository), Some(tag)) = (repository, tree.get(node, "tag")) {
@@ -494,12 +502,12 @@ fn helm_values(
             {
                 image_string(tree, value, ctx, RefKind::HelmValues, found, claimed);
             } else {
-                helm_values(tree, value, ctx, found, claimed, depth + 1);
+                helm_values(tree, value, ctx, found, claimed, visited);
             }
         }
     } else {
         for item in tree.items(node).to_vec() {
-            helm_values(tree, item, ctx, found, claimed, depth + 1);
+            helm_values(tree, item, ctx, found, claimed, visited);
         }
     }
 }
