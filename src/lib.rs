@@ -15,5 +15,7 @@ pub mod manifest;
 pub mod policy;
 pub mod reference;
 pub mod registry;
+pub mod schedule;
 pub mod secret;
+pub mod server;
 pub mod webhook;

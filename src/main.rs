@@ -15,6 +15,15 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log format on stderr: `text` (default) or `json`. Level via TIDEWATCH_LOG.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -34,23 +43,35 @@ enum Command {
     ///
     /// `--dry-run` prints the diff and the commits and PRs it would make.
     Once(cli::once::OnceArgs),
+    /// Run the service: scheduled scans, webhooks, /metrics and a status page.
+    Run(cli::run::RunArgs),
     /// Print the JSON schema of the policy file.
     Schema,
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TIDEWATCH_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
     let cli = Cli::parse();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("TIDEWATCH_LOG").unwrap_or_else(|_| {
+            // The service logs what it does; one-shot commands only warnings.
+            tracing_subscriber::EnvFilter::new(if matches!(cli.command, Command::Run(_)) {
+                "info"
+            } else {
+                "warn"
+            })
+        });
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    match cli.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
     match cli.command {
         Command::Check { config } => cli::check::run(&config),
         Command::Tags(args) => cli::tags::run(&args),
         Command::Once(args) => cli::once::run(&args),
+        Command::Run(args) => cli::run::run(&args),
         Command::Schema => cli::schema::run(),
     }
 }

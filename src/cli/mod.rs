@@ -2,5 +2,6 @@
 
 pub mod check;
 pub mod once;
+pub mod run;
 pub mod schema;
 pub mod tags;

@@ -15,13 +15,14 @@ use super::diagnostic::{nearest, Diagnostic};
 use super::model::{ImagePolicy, RegistrySettings, Repository, Update};
 use super::positions::{join, Position, PositionIndex};
 
-pub const SECTIONS: [&str; 4] = ["repository", "registries", "images", "updates"];
+pub const SECTIONS: [&str; 5] = ["repository", "registries", "images", "updates", "server"];
 
 /// What one file contributed, with each item's field path in that file.
 #[derive(Default)]
 pub struct ParsedFile {
     pub index: PositionIndex,
     pub repository: Option<(Repository, String)>,
+    pub server: Option<(super::model::Server, String)>,
     pub registries: Vec<(RegistrySettings, String)>,
     pub images: Vec<(ImagePolicy, String)>,
     pub updates: Vec<(Update, String)>,
@@ -120,6 +121,13 @@ pub fn parse_file(file: &Path, text: &str, diagnostics: &mut Vec<Diagnostic>) ->
                     parsed.repository = Some((repo, "repository".to_string()));
                 }
             }
+            "server" => {
+                if let Some(server) =
+                    context.item::<super::model::Server>(value, "server", diagnostics)
+                {
+                    parsed.server = Some((server, "server".to_string()));
+                }
+            }
             "registries" => parsed.registries = context.list(value, section, diagnostics, broken),
             "images" => parsed.images = context.list(value, section, diagnostics, broken),
             "updates" => parsed.updates = context.list(value, section, diagnostics, broken),
@@ -128,7 +136,7 @@ pub fn parse_file(file: &Path, text: &str, diagnostics: &mut Vec<Diagnostic>) ->
                     index.key(unknown).unwrap_or_default(),
                     unknown,
                     format!(
-                        "unknown section `{unknown}`; expected one of repository, registries, images, updates"
+                        "unknown section `{unknown}`; expected one of repository, registries, images, updates, server"
                     ),
                 );
                 d.hint = nearest(unknown, SECTIONS).map(|s| format!("did you mean `{s}`?"));

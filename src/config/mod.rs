@@ -70,6 +70,7 @@ pub struct Config {
     pub registries: Vec<Located<RegistrySettings>>,
     pub images: Vec<Located<ImagePolicy>>,
     pub updates: Vec<Located<Update>>,
+    pub server: Option<Located<Server>>,
     /// Each image policy compiled for selection, by policy name.
     pub policies: HashMap<String, Policy>,
 }

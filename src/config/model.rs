@@ -29,6 +29,22 @@ pub struct PolicyFile {
     /// Where and how picked tags are written.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub updates: Vec<Update>,
+    /// Settings of the `tidewatch run` service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<Server>,
+}
+
+/// The service's settings.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Server {
+    /// The shared secret webhooks must prove (HMAC or token, per source).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_secret: Option<SecretSource>,
+    /// Accept webhooks with no secret. Off by default; webhooks are
+    /// refused when no secret is set and this is not turned on.
+    #[serde(default)]
+    pub allow_unauthenticated_webhooks: bool,
 }
 
 /// The environment repository.
@@ -222,6 +238,14 @@ pub struct ImagePolicy {
     /// Allow picking a tag that orders below the value in Git.
     #[serde(default)]
     pub allow_downgrade: bool,
+    /// When the service scans this policy: a cron expression (5 fields, or
+    /// 6 with seconds), e.g. `*/10 * * * *`. Exclusive with `interval`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// How often the service scans this policy, e.g. `30s`, `5m`, `1h`
+    /// (default `5m`, with up to 10 % jitter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
     /// For `newest-build` on multi-platform images: the platforms
     /// (`os/arch[/variant]`) whose build time counts, first match wins.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -69,6 +69,7 @@ pub fn merge_and_check(
         registries: Vec::new(),
         images: Vec::new(),
         updates: Vec::new(),
+        server: None,
         policies: HashMap::new(),
     };
     let mut indexes = Vec::new();
@@ -95,6 +96,22 @@ pub fn merge_and_check(
                     ),
                     hint: None,
                 }),
+            }
+        }
+        if let Some((item, path)) = p.server {
+            if let Some(first) = &config.server {
+                diagnostics.push(Diagnostic {
+                    file: file.clone(),
+                    position: p.index.nearest("server"),
+                    path: "server".into(),
+                    message: format!(
+                        "`server` is also set in {}; set it in one file only",
+                        files[first.source].display()
+                    ),
+                    hint: None,
+                });
+            } else {
+                config.server = Some(Located { item, source, path });
             }
         }
         config.registries.extend(located(p.registries, source));
@@ -334,6 +351,25 @@ fn check_images(config: &mut Config, report: &mut Reporter<'_>) {
                     ),
                 );
             }
+        }
+        match (&image.schedule, &image.interval) {
+            (Some(_), Some(_)) => report.at(
+                source,
+                &join(path, "interval"),
+                "set `schedule` or `interval`, not both".into(),
+                None,
+            ),
+            (Some(cron), None) => {
+                if let Err(e) = crate::schedule::Schedule::parse_cron(cron) {
+                    report.at_value(source, &join(path, "schedule"), e, None);
+                }
+            }
+            (None, Some(every)) => {
+                if let Err(e) = crate::schedule::Schedule::parse_interval(every) {
+                    report.at_value(source, &join(path, "interval"), e, None);
+                }
+            }
+            (None, None) => {}
         }
         match Policy::compile(&image.spec()) {
             Ok(policy) => {

@@ -1,0 +1,231 @@
+//! The status page: what tidewatch sees and did, server-rendered HTML that
+//! needs no JavaScript and reads on a phone (one column, wrapping tables).
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::fmt::Write;
+
+use crate::config::Config;
+use crate::engine::{CycleReport, EngineError, Outcome};
+
+const RECENT_COMMITS: usize = 20;
+
+#[derive(Debug, Default)]
+struct PolicyStatus {
+    image: String,
+    last_scan: Option<jiff::Timestamp>,
+    last_error: Option<String>,
+    /// update → (value in Git, latest pick)
+    per_update: BTreeMap<String, (String, String)>,
+}
+
+#[derive(Debug)]
+pub struct Status {
+    policies: BTreeMap<String, PolicyStatus>,
+    /// head branch → (PR number, update)
+    open_prs: BTreeMap<String, (u64, String)>,
+    commits: VecDeque<(jiff::Timestamp, String, String, String)>,
+    last_cycle_error: Option<String>,
+}
+
+impl Status {
+    pub fn new(config: &Config) -> Status {
+        Status {
+            policies: config
+                .images
+                .iter()
+                .map(|i| {
+                    (
+                        i.name.clone(),
+                        PolicyStatus {
+                            image: i.image.clone(),
+                            ..PolicyStatus::default()
+                        },
+                    )
+                })
+                .collect(),
+            open_prs: BTreeMap::new(),
+            commits: VecDeque::new(),
+            last_cycle_error: None,
+        }
+    }
+
+    pub fn record_cycle(
+        &mut self,
+        due: &HashSet<String>,
+        result: &Result<CycleReport, EngineError>,
+    ) {
+        let now = jiff::Timestamp::now();
+        let report = match result {
+            Ok(r) => {
+                self.last_cycle_error = None;
+                r
+            }
+            Err(e) => {
+                self.last_cycle_error = Some(e.to_string());
+                for policy in due {
+                    if let Some(p) = self.policies.get_mut(policy) {
+                        p.last_scan = Some(now);
+                        p.last_error = Some(e.to_string());
+                    }
+                }
+                return;
+            }
+        };
+        for policy in due {
+            if let Some(p) = self.policies.get_mut(policy) {
+                p.last_scan = Some(now);
+                p.last_error = report.scan_errors.get(policy).cloned();
+            }
+        }
+        for update in &report.updates {
+            // After a direct commit, Git holds the pick.
+            let committed = matches!(
+                update.outcome,
+                Outcome::Committed { .. } | Outcome::AlreadyDone { .. }
+            );
+            for (policy, current) in &update.current {
+                if let Some(p) = self.policies.get_mut(policy) {
+                    let pick = update.picks.get(policy).cloned().unwrap_or_default();
+                    let in_git = if committed && !pick.is_empty() {
+                        pick.clone()
+                    } else {
+                        current.clone()
+                    };
+                    p.per_update.insert(update.update.clone(), (in_git, pick));
+                }
+            }
+            match &update.outcome {
+                Outcome::Committed { branch, commit, .. } => {
+                    self.commits.push_front((
+                        now,
+                        update.update.clone(),
+                        branch.clone(),
+                        commit.clone(),
+                    ));
+                    self.commits.truncate(RECENT_COMMITS);
+                }
+                Outcome::PullRequestOpened { number, head }
+                | Outcome::PullRequestUpdated { number, head }
+                | Outcome::PullRequestUnchanged { number, head } => {
+                    self.open_prs
+                        .insert(head.clone(), (*number, update.update.clone()));
+                }
+                Outcome::PullRequestClosed { head, .. } => {
+                    self.open_prs.remove(head);
+                }
+                Outcome::UpToDate => {
+                    if let Some(head) = &update.head {
+                        self.open_prs.remove(head);
+                    }
+                }
+                Outcome::Failed { error } => {
+                    for policy in update.current.keys() {
+                        if let Some(p) = self.policies.get_mut(policy) {
+                            p.last_error = Some(error.clone());
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut html = String::from(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<title>tidewatch</title><style>\
+body{font-family:system-ui,sans-serif;margin:0 auto;max-width:60rem;padding:1rem;line-height:1.4}\
+table{border-collapse:collapse;width:100%;margin-bottom:1.5rem}\
+th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid #ddd;vertical-align:top;overflow-wrap:anywhere}\
+.error{color:#b00020}.muted{color:#666}\
+@media (max-width:40rem){table,thead,tbody,tr,th,td{display:block}thead{display:none}td{border:0;padding:.15rem 0}tr{border-bottom:1px solid #ddd;padding:.5rem 0}}\
+</style></head><body><h1>tidewatch</h1>",
+        );
+        if let Some(e) = &self.last_cycle_error {
+            let _ = write!(
+                html,
+                "<p class=\"error\">Last cycle failed: {}</p>",
+                escape(e)
+            );
+        }
+        html.push_str("<h2>Image policies</h2><table><thead><tr><th>Policy</th><th>Image</th><th>In Git / latest pick</th><th>Last scan</th><th>Last error</th></tr></thead><tbody>");
+        for (name, p) in &self.policies {
+            let values = if p.per_update.is_empty() {
+                "<span class=\"muted\">not scanned yet</span>".to_string()
+            } else {
+                p.per_update
+                    .iter()
+                    .map(|(update, (current, pick))| {
+                        format!(
+                            "{}: {} → {}",
+                            escape(update),
+                            escape(current),
+                            if pick.is_empty() {
+                                "—".into()
+                            } else {
+                                escape(pick)
+                            }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("<br>")
+            };
+            let _ = write!(
+                html,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"error\">{}</td></tr>",
+                escape(name),
+                escape(&p.image),
+                values,
+                p.last_scan.map_or_else(
+                    || "never".to_string(),
+                    |t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string()
+                ),
+                p.last_error.as_deref().map(escape).unwrap_or_default()
+            );
+        }
+        html.push_str("</tbody></table><h2>Open pull requests</h2>");
+        if self.open_prs.is_empty() {
+            html.push_str("<p class=\"muted\">None.</p>");
+        } else {
+            html.push_str(
+                "<table><thead><tr><th>PR</th><th>Update</th><th>Head</th></tr></thead><tbody>",
+            );
+            for (head, (number, update)) in &self.open_prs {
+                let _ = write!(
+                    html,
+                    "<tr><td>#{number}</td><td>{}</td><td>{}</td></tr>",
+                    escape(update),
+                    escape(head)
+                );
+            }
+            html.push_str("</tbody></table>");
+        }
+        html.push_str("<h2>Recent commits</h2>");
+        if self.commits.is_empty() {
+            html.push_str("<p class=\"muted\">None yet.</p>");
+        } else {
+            html.push_str("<table><thead><tr><th>When</th><th>Update</th><th>Branch</th><th>Commit</th></tr></thead><tbody>");
+            for (when, update, branch, commit) in &self.commits {
+                let _ = write!(
+                    html,
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+                    when.strftime("%Y-%m-%d %H:%M:%S UTC"),
+                    escape(update),
+                    escape(branch),
+                    escape(&commit[..commit.len().min(12)])
+                );
+            }
+            html.push_str("</tbody></table>");
+        }
+        html.push_str("</body></html>\n");
+        html
+    }
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
