@@ -71,10 +71,20 @@ fn metric(text: &str, name: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_service_updates_on_a_signed_webhook_and_survives_a_registry_outage() {
+/// A running service over a fresh registry (team/app 1.0.0) and a bare
+/// repository whose envs/dev holds the app at 1.0.0.
+struct Running {
+    dir: tempfile::TempDir,
+    registry: TestRegistry,
+    bare: PathBuf,
+    image: String,
+    base: String,
+    service: Service,
+}
+
+async fn start_service() -> Running {
     let dir = tempfile::tempdir().unwrap();
-    let mut registry = TestRegistry::start(AuthMode::Anonymous).await;
+    let registry = TestRegistry::start(AuthMode::Anonymous).await;
     registry
         .push_image("team/app", &["1.0.0"], "2024-01-01T00:00:00Z", 1)
         .await;
@@ -115,7 +125,7 @@ async fn the_service_updates_on_a_signed_webhook_and_survives_a_registry_outage(
     .unwrap();
     let port = support::free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut service = Service(
+    let service = Service(
         Command::new(env!("CARGO_BIN_EXE_tidewatch"))
             .args([
                 "run",
@@ -131,6 +141,26 @@ async fn the_service_updates_on_a_signed_webhook_and_survives_a_registry_outage(
             .spawn()
             .unwrap(),
     );
+    Running {
+        dir,
+        registry,
+        bare,
+        image,
+        base,
+        service,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_service_updates_on_a_signed_webhook_and_survives_a_registry_outage() {
+    let Running {
+        dir: _dir,
+        mut registry,
+        bare,
+        image,
+        base,
+        mut service,
+    } = start_service().await;
     let http = reqwest::Client::new();
     let get = |path: &str| {
         let (http, url) = (http.clone(), format!("{base}{path}"));
@@ -319,5 +349,81 @@ fn an_invalid_config_stops_startup_with_check_output() {
     assert!(
         stderr.contains("bad.yaml:4:5: images[0].semvr: unknown field"),
         "{stderr}"
+    );
+}
+
+/// Headless Chromium (Debian's `chromium`, installed by scripts/test)
+/// renders the status page: the rendered DOM holds the policy with its value
+/// in Git and pick, and a phone-sized screenshot is taken for a person to
+/// look at (saved under target/).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_status_page_renders_in_headless_chromium() {
+    let browser = ["chromium", "chromium-browser"]
+        .into_iter()
+        .find(|b| {
+            Command::new(b)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .expect("chromium is not installed; scripts/test installs Debian's `chromium` package");
+    let running = start_service().await;
+    let http = reqwest::Client::new();
+    let ready = format!("{}/readyz", running.base);
+    wait_for("readiness", Duration::from_secs(30), async || {
+        http.get(&ready)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().as_u16() == 200)
+    })
+    .await;
+    let profile = tempfile::tempdir().unwrap();
+    let flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ];
+    let page = format!("{}/", running.base);
+    let dom = Command::new(browser)
+        .args(flags)
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(["--dump-dom", &page])
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    assert!(dom.contains("<h1>tidewatch</h1>"), "{dom}");
+    assert!(dom.contains(&running.image), "{dom}");
+    assert!(dom.contains("dev: 1.0.0 → 1.0.0"), "{dom}");
+    assert!(
+        dom.contains("Open pull requests") && dom.contains("Recent commits"),
+        "{dom}"
+    );
+
+    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("status-page-phone.png");
+    let _ = std::fs::remove_file(&shot);
+    let status = Command::new(browser)
+        .args(flags)
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args([
+            "--window-size=390,844",
+            &format!("--screenshot={}", shot.display()),
+            &page,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(
+        std::fs::metadata(&shot)
+            .map(|m| m.len() > 1000)
+            .unwrap_or(false),
+        "no screenshot at {}",
+        shot.display()
     );
 }

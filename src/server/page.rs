@@ -139,7 +139,7 @@ body{font-family:system-ui,sans-serif;margin:0 auto;max-width:60rem;padding:1rem
 table{border-collapse:collapse;width:100%;margin-bottom:1.5rem}\
 th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid #ddd;vertical-align:top;overflow-wrap:anywhere}\
 .error{color:#b00020}.muted{color:#666}\
-@media (max-width:40rem){table,thead,tbody,tr,th,td{display:block}thead{display:none}td{border:0;padding:.15rem 0}tr{border-bottom:1px solid #ddd;padding:.5rem 0}}\
+@media (max-width:40rem){table,thead,tbody,tr,th,td{display:block}thead{display:none}td{border:0;padding:.15rem 0}td[data-label]:not(:empty)::before{content:attr(data-label) \": \";color:#666}tr{border-bottom:1px solid #ddd;padding:.5rem 0}}\
 </style></head><body><h1>tidewatch</h1>",
         );
         if let Some(e) = &self.last_cycle_error {
@@ -173,7 +173,7 @@ th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid #ddd;vertical
             };
             let _ = write!(
                 html,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"error\">{}</td></tr>",
+                "<tr><td data-label=\"Policy\"><b>{}</b></td><td data-label=\"Image\">{}</td><td data-label=\"In Git → pick\">{}</td><td data-label=\"Last scan\">{}</td><td data-label=\"Last error\" class=\"error\">{}</td></tr>",
                 escape(name),
                 escape(&p.image),
                 values,
@@ -194,7 +194,7 @@ th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid #ddd;vertical
             for (head, (number, update)) in &self.open_prs {
                 let _ = write!(
                     html,
-                    "<tr><td>#{number}</td><td>{}</td><td>{}</td></tr>",
+                    "<tr><td data-label=\"PR\">#{number}</td><td data-label=\"Update\">{}</td><td data-label=\"Head\">{}</td></tr>",
                     escape(update),
                     escape(head)
                 );
@@ -209,7 +209,7 @@ th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid #ddd;vertical
             for (when, update, branch, commit) in &self.commits {
                 let _ = write!(
                     html,
-                    "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+                    "<tr><td data-label=\"When\">{}</td><td data-label=\"Update\">{}</td><td data-label=\"Branch\">{}</td><td data-label=\"Commit\"><code>{}</code></td></tr>",
                     when.strftime("%Y-%m-%d %H:%M:%S UTC"),
                     escape(update),
                     escape(branch),
