@@ -183,7 +183,12 @@ fn fuzzer_findings_stay_fixed() {
     for entry in std::fs::read_dir(dir).unwrap() {
         let bytes = std::fs::read(entry.unwrap().path()).unwrap();
         if let Ok(text) = std::str::from_utf8(&bytes[1..]) {
-            let _ = manifest::plan_text("values.yaml", text, &scope, &picks);
+            // The fuzz target's properties: no panic, and a second
+            // application of the same pick changes nothing.
+            if let Ok(Some(change)) = manifest::plan_text("values.yaml", text, &scope, &picks) {
+                let again = manifest::plan_text("values.yaml", &change.updated, &scope, &picks);
+                assert!(matches!(again, Ok(None)), "not idempotent: {again:?}");
+            }
             replayed += 1;
         }
     }

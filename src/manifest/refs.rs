@@ -462,10 +462,18 @@ fn helm_values(
                 Some(registry) => format!("{registry}/{repository}"),
                 None => repository.to_string(),
             };
-            if let Some(w) = ImageName::parse(&name)
+            // A `:name` marker on `repository` rewrites it to a watched image,
+            // so the map is that image's already; treating it so keeps a
+            // second run from finding a newly matching `tag`.
+            let repository_node = tree.get(node, "repository").map(|r| tree.resolve(r));
+            let renamed = found
+                .iter()
+                .find(|f| f.part == Part::Name && Some(f.node) == repository_node)
+                .and_then(|f| ctx.watched.iter().find(|w| w.policy == f.policy));
+            let by_name = ImageName::parse(&name)
                 .ok()
-                .and_then(|n| watched_by_name(ctx, &n))
-            {
+                .and_then(|n| watched_by_name(ctx, &n));
+            if let Some(w) = renamed.or(by_name) {
                 let policy = w.policy.clone();
                 claim(
                     found,
