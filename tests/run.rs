@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hmac::{KeyInit, Mac};
+use support::proxy::{Fault, ProxyBehavior, TestProxy};
 use support::registry::{AuthMode, TestRegistry};
 
 const SECRET: &str = "webhook-secret-7d1c";
@@ -80,15 +81,33 @@ struct Running {
     image: String,
     base: String,
     service: Service,
+    _proxy: Option<TestProxy>,
 }
 
 async fn start_service() -> Running {
+    start_service_behind(None).await
+}
+
+/// With `hang`, the registry sits behind a proxy whose first `/v2/`
+/// request hangs that long, so the first cycle is slow.
+async fn start_service_behind(hang: Option<Duration>) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let registry = TestRegistry::start(AuthMode::Anonymous).await;
     registry
         .push_image("team/app", &["1.0.0"], "2024-01-01T00:00:00Z", 1)
         .await;
-    let image = format!("{}/team/app", registry.host);
+    let proxy = match hang {
+        Some(delay) => {
+            let proxy = TestProxy::start(&registry.base_url(), ProxyBehavior::default()).await;
+            proxy.inject("/v2/", vec![Fault::Hang(delay)]);
+            Some(proxy)
+        }
+        None => None,
+    };
+    let host = proxy
+        .as_ref()
+        .map_or_else(|| registry.host.clone(), |p| p.host.clone());
+    let image = format!("{host}/team/app");
 
     let bare = dir.path().join("fleet.git");
     std::fs::create_dir_all(&bare).unwrap();
@@ -119,7 +138,7 @@ async fn start_service() -> Running {
         format!(
             "repository: {{ url: 'file://{}', branch: main }}\nregistries:\n  - {{ host: '{}', insecure: true, maxAttempts: 1 }}\nimages:\n  - {{ name: app, image: '{image}', semver: ^1, interval: 1h }}\nupdates:\n  - {{ name: dev, paths: [envs/dev], branch: dev }}\nserver:\n  webhookSecret: {{ env: TW_RUN_WEBHOOK_SECRET }}\n",
             bare.display(),
-            registry.host
+            host
         ),
     )
     .unwrap();
@@ -148,6 +167,7 @@ async fn start_service() -> Running {
         image,
         base,
         service,
+        _proxy: proxy,
     }
 }
 
@@ -160,6 +180,7 @@ async fn the_service_updates_on_a_signed_webhook_and_survives_a_registry_outage(
         image,
         base,
         mut service,
+        ..
     } = start_service().await;
     let http = reqwest::Client::new();
     let get = |path: &str| {
@@ -425,5 +446,36 @@ async fn the_status_page_renders_in_headless_chromium() {
             .unwrap_or(false),
         "no screenshot at {}",
         shot.display()
+    );
+}
+
+/// SIGTERM while a cycle is running: the cycle finishes, then the process
+/// exits cleanly (it must not hang waiting for a wake-up it missed).
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_during_a_cycle_finishes_it_and_exits() {
+    let mut running = start_service_behind(Some(Duration::from_secs(3))).await;
+    // The first cycle starts at once and waits on the hanging registry.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let pid = running.service.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = running.service.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the service hung after SIGTERM during a cycle"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "exit status: {status}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "exited before the cycle in progress finished"
     );
 }

@@ -25,6 +25,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use tokio::sync::Notify;
+use tracing::Instrument;
 
 use crate::config::Config;
 use crate::engine::{self, OnceOptions, Outcome};
@@ -65,6 +66,11 @@ struct AppState {
     /// Policies named by webhooks since the last cycle.
     requested: Mutex<HashSet<String>>,
     wake: Notify,
+    /// Set on SIGTERM/SIGINT; the scheduler stops after the cycle in progress.
+    stopping: AtomicBool,
+    /// Wakes the scheduler to stop; `notify_one` keeps a permit, so a signal
+    /// that arrives mid-cycle is not lost.
+    stop: Notify,
     ready: AtomicBool,
     status: Mutex<Status>,
     metrics: Mutex<ServiceMetrics>,
@@ -114,6 +120,8 @@ pub async fn run(config: Config, options: ServerOptions) -> Result<(), ServerErr
         workdir: options.workdir,
         requested: Mutex::new(HashSet::new()),
         wake: Notify::new(),
+        stopping: AtomicBool::new(false),
+        stop: Notify::new(),
         ready: AtomicBool::new(false),
         status: Mutex::new(Status::new(&config)),
         metrics: Mutex::new(ServiceMetrics::default()),
@@ -126,18 +134,19 @@ pub async fn run(config: Config, options: ServerOptions) -> Result<(), ServerErr
             source,
         })?;
     tracing::info!(addr = %options.listen, "tidewatch is serving");
-    let shutdown = Arc::new(Notify::new());
-    let scheduler = tokio::spawn(scheduler(state.clone(), shutdown.clone()));
+    let scheduler = tokio::spawn(scheduler(state.clone()));
     let app = router(state.clone());
-    let stop = shutdown.clone();
+    let signalled = state.clone();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             wait_for_signal().await;
             tracing::info!("shutting down after the cycle in progress");
-            stop.notify_waiters();
+            signalled.stopping.store(true, Ordering::SeqCst);
+            signalled.stop.notify_one();
         })
         .await;
-    shutdown.notify_waiters();
+    state.stopping.store(true, Ordering::SeqCst);
+    state.stop.notify_one();
     let _ = scheduler.await;
     served.map_err(ServerError::Serve)
 }
@@ -178,7 +187,7 @@ fn router(state: Arc<AppState>) -> Router {
 
 /// The scheduler: every policy starts due; after a cycle each scanned
 /// policy is due again after its interval (or cron time).
-async fn scheduler(state: Arc<AppState>, shutdown: Arc<Notify>) {
+async fn scheduler(state: Arc<AppState>) {
     let policies: Vec<(String, Schedule)> = state
         .config
         .images
@@ -196,6 +205,9 @@ async fn scheduler(state: Arc<AppState>, shutdown: Arc<Notify>) {
         .collect();
     let mut seed: u64 = 0x9e37_79b9;
     loop {
+        if state.stopping.load(Ordering::SeqCst) {
+            return;
+        }
         let now = Instant::now();
         let mut due: HashSet<String> = next
             .iter()
@@ -216,7 +228,7 @@ async fn scheduler(state: Arc<AppState>, shutdown: Arc<Notify>) {
                     // Let a burst of webhooks arrive, then run one cycle.
                     tokio::time::sleep(COALESCE).await;
                 }
-                _ = shutdown.notified() => return,
+                _ = state.stop.notified() => return,
             }
             continue;
         }
@@ -237,7 +249,10 @@ async fn run_cycle(state: &Arc<AppState>, due: &HashSet<String>) {
     let mut names: Vec<&String> = due.iter().collect();
     names.sort();
     let span = tracing::info_span!("cycle", policies = ?names);
-    let _entered = span.enter();
+    run_cycle_in_span(state, due).instrument(span).await;
+}
+
+async fn run_cycle_in_span(state: &Arc<AppState>, due: &HashSet<String>) {
     let started = Instant::now();
     let options = OnceOptions {
         workdir: state.workdir.clone(),
