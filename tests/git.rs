@@ -1127,7 +1127,6 @@ fn ssh_options(
 }
 
 #[test]
-#[ignore = "needs a real OpenSSH server (/usr/sbin/sshd from openssh-server), which the test script does not install"]
 fn ssh_key_auth_and_known_hosts_checking() {
     let remote = Remote::new();
     let server = SshServer::start(&remote.workdir("ssh"));
