@@ -4,7 +4,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use tidewatch::config::{Config, ConfigError};
 use tidewatch::engine::{self, OnceOptions, Outcome};
 
 #[derive(Args, Debug)]
@@ -23,28 +22,11 @@ pub struct OnceArgs {
 /// Exit 0 when every update succeeded (or had nothing to do), 1 when one
 /// failed, 2 when the configuration is unusable.
 pub fn run(args: &OnceArgs) -> ExitCode {
-    let config = match Config::load(&args.config) {
-        Ok(c) => c,
-        Err(ConfigError::Invalid(diagnostics)) => {
-            for d in &diagnostics {
-                eprintln!("error: {d}");
-            }
-            return ExitCode::from(2);
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+    let Some(config) = super::load_config(&args.config) else {
+        return ExitCode::from(2);
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(2);
-        }
+    let Some(runtime) = super::runtime() else {
+        return ExitCode::from(2);
     };
     let options = OnceOptions {
         workdir: args.workdir.clone(),

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use tidewatch::config::{Config, ConfigError};
 use tidewatch::server::{self, ServerOptions};
 
 #[derive(Args, Debug)]
@@ -23,29 +22,11 @@ pub struct RunArgs {
 
 /// A bad config stops startup with the same output as `check` (exit 1).
 pub fn run(args: &RunArgs) -> ExitCode {
-    let config = match Config::load(&args.config) {
-        Ok(c) => c,
-        Err(ConfigError::Invalid(diagnostics)) => {
-            for d in &diagnostics {
-                eprintln!("error: {d}");
-            }
-            eprintln!("{} problem(s) found; not starting", diagnostics.len());
-            return ExitCode::FAILURE;
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(config) = super::load_config(&args.config) else {
+        return ExitCode::FAILURE;
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = super::runtime() else {
+        return ExitCode::FAILURE;
     };
     let options = ServerOptions {
         listen: args.listen,
