@@ -4,37 +4,16 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
+use support::git;
 use support::github::FakeGitHub;
 use support::registry::{AuthMode, TestRegistry};
 use tidewatch::config::Config;
 use tidewatch::engine::{self, CycleReport, OnceOptions, Outcome};
 
 const TOKEN: &str = "gh-test-token-5f3a";
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args([
-            "-c",
-            "user.name=Human",
-            "-c",
-            "user.email=human@example.com",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn deployment(image: &str) -> String {
     format!(

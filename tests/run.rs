@@ -8,32 +8,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hmac::{KeyInit, Mac};
+use support::git;
 use support::proxy::{Fault, ProxyBehavior, TestProxy};
 use support::registry::{AuthMode, TestRegistry};
 
 const SECRET: &str = "webhook-secret-7d1c";
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args([
-            "-c",
-            "user.name=Human",
-            "-c",
-            "user.email=human@example.com",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 struct Service(Child);
 impl Drop for Service {
