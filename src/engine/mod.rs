@@ -503,6 +503,23 @@ struct Planned {
     current: BTreeMap<String, String>,
 }
 
+impl Planned {
+    /// The report of an update before delivery: the changes, the diff, the
+    /// values in Git and the picks; the outcome is set by delivery.
+    fn report(&self, update: &Update, head: Option<&str>, changes: &[Change]) -> UpdateReport {
+        UpdateReport {
+            update: update.name.clone(),
+            head: head.map(str::to_string),
+            changes: changes.to_vec(),
+            outcome: Outcome::UpToDate,
+            notes: self.notes.clone(),
+            diff: self.plan.diff(),
+            current: self.current.clone(),
+            picks: pick_texts(&self.picks),
+        }
+    }
+}
+
 fn pick_texts(picks: &HashMap<String, Pick>) -> BTreeMap<String, String> {
     picks
         .iter()
@@ -566,23 +583,10 @@ async fn direct(ctx: &UpdateContext<'_>, ws: &mut Workspace) -> UpdateReport {
         return failed(update, e.to_string());
     }
     let (watched, targets) = scope_parts(ctx, None);
-    let Planned {
-        plan,
-        picks,
-        notes,
-        current,
-    } = plan_update(ctx, ws.path(), &watched, &targets, &HashMap::new()).await;
-    let changes = changes_of(&plan, &watched);
-    let mut report = UpdateReport {
-        update: update.name.clone(),
-        head: None,
-        changes: changes.clone(),
-        outcome: Outcome::UpToDate,
-        notes,
-        diff: plan.diff(),
-        current,
-        picks: pick_texts(&picks),
-    };
+    let planned = plan_update(ctx, ws.path(), &watched, &targets, &HashMap::new()).await;
+    let changes = changes_of(&planned.plan, &watched);
+    let mut report = planned.report(update, None, &changes);
+    let Planned { plan, picks, .. } = planned;
     if plan.is_empty() {
         return report;
     }
@@ -710,24 +714,11 @@ async fn pull_request(
         declined.entry(change.policy).or_default().insert(tag);
     }
     let (watched, targets) = scope_parts(ctx, only);
-    let Planned {
-        plan,
-        picks,
-        notes,
-        current,
-    } = plan_update(ctx, ws.path(), &watched, &targets, &declined).await;
-    let changes = changes_of(&plan, &watched);
+    let planned = plan_update(ctx, ws.path(), &watched, &targets, &declined).await;
+    let changes = changes_of(&planned.plan, &watched);
     let open = forge.open_pr_for_head(head).await?;
-    let mut report = UpdateReport {
-        update: update.name.clone(),
-        head: Some(head.to_string()),
-        changes: changes.clone(),
-        outcome: Outcome::UpToDate,
-        notes,
-        diff: plan.diff(),
-        current,
-        picks: pick_texts(&picks),
-    };
+    let mut report = planned.report(update, Some(head), &changes);
+    let plan = planned.plan;
     if plan.is_empty() {
         // Already on the base (merged, or done by a human): close our PR.
         if let Some(pr) = open {
