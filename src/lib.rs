@@ -15,6 +15,7 @@ pub mod manifest;
 pub mod policy;
 pub mod reference;
 pub mod registry;
+pub mod retry;
 pub mod schedule;
 pub mod secret;
 pub mod server;

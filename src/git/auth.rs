@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 use git2::{CertificateCheckStatus, Cred, CredentialType, RemoteCallbacks};
 
-use super::sha1::hmac_sha1;
 use super::url::{Embedded, RemoteUrl, Transport};
 use super::{GitCredentials, SshKey};
 use crate::secret::Secret;
@@ -367,7 +366,7 @@ fn hosts_field_matches(field: &str, lookup: &str) -> bool {
         };
         let engine = base64::engine::general_purpose::STANDARD;
         return match (engine.decode(salt), engine.decode(hash)) {
-            (Ok(salt), Ok(hash)) => hmac_sha1(&salt, lookup.as_bytes()).as_slice() == hash,
+            (Ok(salt), Ok(hash)) => hmac_sha1_matches(&salt, lookup.as_bytes(), &hash),
             _ => false,
         };
     }
@@ -386,6 +385,19 @@ fn hosts_field_matches(field: &str, lookup: &str) -> bool {
 }
 
 /// `*` matches any run, `?` any one character.
+/// Whether `HMAC-SHA1(salt, text)` is `expected`: OpenSSH's hashed
+/// known_hosts entries (`|1|salt|hash`). SHA-1 is what that format uses; no
+/// collision resistance is relied on here.
+fn hmac_sha1_matches(salt: &[u8], text: &[u8], expected: &[u8]) -> bool {
+    use hmac::{KeyInit, Mac};
+    // HMAC takes keys of any length, so this cannot fail.
+    let Ok(mut mac) = hmac::Hmac::<sha1::Sha1>::new_from_slice(salt) else {
+        return false;
+    };
+    mac.update(text);
+    mac.verify_slice(expected).is_ok()
+}
+
 fn glob(pattern: &[u8], text: &[u8]) -> bool {
     let (mut p, mut t) = (0, 0);
     let mut backtrack: Option<(usize, usize)> = None;

@@ -186,61 +186,33 @@ fn split_scheme_userinfo(url: &str) -> (String, Option<String>) {
 }
 
 fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let decoded = bytes
-                .get(i + 1..i + 3)
-                .and_then(|hex| std::str::from_utf8(hex).ok())
-                .and_then(|hex| u8::from_str_radix(hex, 16).ok());
-            if let Some(byte) = decoded {
-                out.push(byte);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// Host and port of an SSH URL (`ssh://[user@]host[:port]/path` or
 /// `[user@]host:path`), as known_hosts matching needs them.
 pub(crate) fn ssh_host_port(url: &str) -> Option<(String, u16)> {
     let lower = url.to_ascii_lowercase();
-    let rest = ["ssh://", "git+ssh://", "ssh+git://"]
+    if ["ssh://", "git+ssh://", "ssh+git://"]
         .iter()
-        .find(|prefix| lower.starts_with(*prefix))
-        .map(|prefix| &url[prefix.len()..]);
-    match rest {
-        Some(rest) => {
-            let (authority, _) = split_authority(rest);
-            let hostport = authority.rsplit('@').next().unwrap_or(authority);
-            if let Some(bracketed) = hostport.strip_prefix('[') {
-                let (host, after) = bracketed.split_once(']')?;
-                let port = match after.strip_prefix(':') {
-                    Some(port) => port.parse().ok()?,
-                    None => 22,
-                };
-                Some((host.to_string(), port))
-            } else {
-                match hostport.rsplit_once(':') {
-                    Some((host, port)) => Some((host.to_string(), port.parse().ok()?)),
-                    None => Some((hostport.to_string(), 22)),
-                }
-            }
-        }
-        None if is_scp_like(url) => {
-            let (userhost, _) = url.split_once(':')?;
-            let host = userhost.rsplit('@').next().unwrap_or(userhost);
-            let host = host.trim_start_matches('[').trim_end_matches(']');
-            Some((host.to_string(), 22))
-        }
-        None => None,
+        .any(|prefix| lower.starts_with(prefix))
+    {
+        let parsed = url::Url::parse(url).ok()?;
+        let host = match parsed.host()? {
+            url::Host::Ipv6(address) => address.to_string(),
+            host => host.to_string(),
+        };
+        return Some((host, parsed.port().unwrap_or(22)));
     }
+    if is_scp_like(url) {
+        let (userhost, _) = url.split_once(':')?;
+        let host = userhost.rsplit('@').next().unwrap_or(userhost);
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        return Some((host.to_string(), 22));
+    }
+    None
 }
 
 /// The default work directory for `stored_url` under `cache_root`:
@@ -271,18 +243,18 @@ pub(crate) fn workdir_name(stored_url: &str) -> String {
     } else {
         name_trimmed
     };
-    format!("{name}-{:016x}", fnv1a64(stored_url.as_bytes()))
+    format!("{name}-{:016x}", url_hash(stored_url.as_bytes()))
 }
 
-/// FNV-1a, 64 bit: stable across Rust releases (unlike `DefaultHasher`), so
-/// the default work directory survives an upgrade.
-fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for &byte in bytes {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hash
+/// The first 8 bytes of SHA-256, as a number: stable across Rust releases
+/// (unlike `DefaultHasher`), so the default work directory survives an
+/// upgrade.
+fn url_hash(bytes: &[u8]) -> u64 {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(bytes);
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(first)
 }
 
 /// The cache root from the environment: `$XDG_CACHE_HOME` when set to an
@@ -400,7 +372,7 @@ mod tests {
         assert_ne!(a, workdir_name("https://github.com/other/env-repo.git"));
         assert!(workdir_name("git@h:o/we ird$name").starts_with("we-ird-name-"));
         assert!(workdir_name("/").starts_with("repo-"));
-        // FNV-1a test vector.
-        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+        // SHA-256("abc") starts with ba7816bf 8f01cfea.
+        assert_eq!(url_hash(b"abc"), 0xba78_16bf_8f01_cfea);
     }
 }

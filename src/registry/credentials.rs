@@ -60,23 +60,18 @@ impl CredentialSource {
         };
         match self {
             CredentialSource::Env(var) => {
-                let value = std::env::var(var).map_err(|_| {
-                    fail(format!(
-                        "the environment variable {var} named in its credentials is not set"
-                    ))
-                })?;
-                split_user_password(&value)
+                let value = crate::secret::Source::Env(var.clone())
+                    .read("registry credentials")
+                    .map_err(|e| fail(e.to_string()))?;
+                split_user_password(value.expose())
                     .map(Some)
                     .ok_or_else(|| fail(format!("{var} must hold user:password")))
             }
             CredentialSource::File(path) => {
-                let value = std::fs::read_to_string(path).map_err(|e| {
-                    fail(format!(
-                        "cannot read credentials file {}: {e}",
-                        path.display()
-                    ))
-                })?;
-                split_user_password(value.trim_end())
+                let value = crate::secret::Source::File(path.clone())
+                    .read("registry credentials")
+                    .map_err(|e| fail(e.to_string()))?;
+                split_user_password(value.expose())
                     .map(Some)
                     .ok_or_else(|| fail(format!("{} must hold user:password", path.display())))
             }

