@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use support::github::{FakeGitHub, APP_LOGIN, BOT_LOGIN};
 use tidewatch::forge::{
-    declined_versions, parse_body, render_body, Backoff, Forge, ForgeError, ForgeOptions,
-    GitHubAuth, PrChange, PrState, PullRequestSpec, RecordedChange,
+    declines, parse_body, render_body, Decline, Forge, ForgeError, GitHub, GitHubAuth,
+    GitHubOptions as ForgeOptions, PrChange, PrState, PullRequestSpec, RateLimitRetry,
 };
+use tidewatch::retry::Backoff;
 use tidewatch::secret::Secret;
 
 const OWNER: &str = "acme";
@@ -94,21 +95,6 @@ impl Repo {
         git(&self.work, &["checkout", "-q", "main"]);
     }
 
-    fn has_branch(&self, name: &str) -> bool {
-        Command::new("git")
-            .arg("-C")
-            .arg(&self.bare)
-            .args([
-                "rev-parse",
-                "--verify",
-                "--quiet",
-                &format!("refs/heads/{name}"),
-            ])
-            .output()
-            .unwrap()
-            .status
-            .success()
-    }
 }
 
 fn options(fake: &FakeGitHub, auth: GitHubAuth) -> ForgeOptions {
@@ -120,10 +106,10 @@ fn options(fake: &FakeGitHub, auth: GitHubAuth) -> ForgeOptions {
     }
 }
 
-async fn setup() -> (Repo, FakeGitHub, Forge) {
+async fn setup() -> (Repo, FakeGitHub, GitHub) {
     let repo = Repo::new();
     let fake = FakeGitHub::start(OWNER, REPO, &repo.bare, TOKEN).await;
-    let forge = Forge::connect(options(&fake, GitHubAuth::Token(Secret::new(TOKEN))))
+    let forge = GitHub::connect(options(&fake, GitHubAuth::Token(Secret::new(TOKEN))))
         .await
         .expect("connect to the fake GitHub");
     (repo, fake, forge)
@@ -233,7 +219,9 @@ async fn no_commits_between_base_and_head_is_its_own_error_and_not_retried() {
         .await
         .expect_err("nothing to propose");
     match &error {
-        ForgeError::NoCommits { repo, head, base } => {
+        ForgeError::NoCommits {
+            repo, head, base, ..
+        } => {
             assert_eq!(repo, "acme/env");
             assert_eq!(head, "tidewatch/noop");
             assert_eq!(base, "main");
@@ -304,9 +292,10 @@ async fn close_pr_comments_then_closes_and_declined_versions_remember_it() {
     let (repo, fake, forge) = setup().await;
     let declined = forge.create_pr(&spec(HEAD)).await.unwrap();
     forge
-        .close_pr(declined.number, "Superseded by a newer version.")
+        .comment(declined.number, "Superseded by a newer version.")
         .await
         .unwrap();
+    forge.close_pr(declined.number).await.unwrap();
     let stored = fake.pr(declined.number).unwrap();
     assert_eq!(stored.state, "closed");
     assert!(!stored.merged);
@@ -359,14 +348,18 @@ async fn close_pr_comments_then_closes_and_declined_versions_remember_it() {
             (declined.number, PrState::Closed)
         ]
     );
+    let found = declines(&closed);
+    assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(
-        declined_versions(&closed),
-        [RecordedChange {
-            policy: "app".into(),
-            image: "ghcr.io/acme/app".into(),
-            new: "1.2.3".into(),
-        }]
+        (
+            found[0].policy.as_str(),
+            found[0].version.as_str(),
+            found[0].number
+        ),
+        ("app", "1.2.3", declined.number)
     );
+    assert!(found[0].closed_at.is_some(), "{found:?}");
+    let _: &Decline = &found[0];
 }
 
 #[tokio::test]
@@ -392,35 +385,11 @@ async fn closed_prs_are_read_across_pages() {
 }
 
 #[tokio::test]
-async fn delete_branch_removes_the_ref_and_is_idempotent() {
-    let (repo, fake, forge) = setup().await;
-    let pr = forge.create_pr(&spec(HEAD)).await.unwrap();
-    assert!(repo.has_branch(HEAD));
-    forge.delete_branch(HEAD).await.expect("delete the branch");
-    assert!(!repo.has_branch(HEAD));
-    assert!(repo.has_branch("main"));
-    // GitHub closes the pull request of a deleted head branch.
-    assert_eq!(fake.pr(pr.number).unwrap().state, "closed");
-
-    forge
-        .delete_branch(HEAD)
-        .await
-        .expect("already gone is fine");
-    let statuses: Vec<u16> = fake
-        .requests()
-        .iter()
-        .filter(|(m, _, _)| m == "DELETE")
-        .map(|(_, _, s)| *s)
-        .collect();
-    assert_eq!(statuses, [204, 422]);
-}
-
-#[tokio::test]
 async fn a_wrong_token_is_a_clear_401_without_the_token() {
     let repo = Repo::new();
     let fake = FakeGitHub::start(OWNER, REPO, &repo.bare, TOKEN).await;
     let wrong = "ghp_WRONGsecretVALUE42";
-    let error = Forge::connect(options(&fake, GitHubAuth::Token(Secret::new(wrong))))
+    let error = GitHub::connect(options(&fake, GitHubAuth::Token(Secret::new(wrong))))
         .await
         .expect_err("bad credentials");
     assert!(
@@ -434,7 +403,7 @@ async fn a_wrong_token_is_a_clear_401_without_the_token() {
     assert!(text.contains("token"), "says what to fix: {text}");
     assert!(!text.contains("WRONGsecret") && !debug.contains("WRONGsecret"));
 
-    let error = Forge::connect(options(
+    let error = GitHub::connect(options(
         &fake,
         GitHubAuth::Token(Secret::new("bad token\n")),
     ))
@@ -445,7 +414,7 @@ async fn a_wrong_token_is_a_clear_401_without_the_token() {
 
     let mut other_repo = options(&fake, GitHubAuth::Token(Secret::new(TOKEN)));
     other_repo.repo = "nope".into();
-    let error = Forge::connect(other_repo)
+    let error = GitHub::connect(other_repo)
         .await
         .expect_err("no such repository");
     assert!(matches!(error, ForgeError::NotFound { .. }), "{error:?}");
@@ -479,10 +448,13 @@ async fn secondary_rate_limit_is_waited_out() {
 #[tokio::test]
 async fn rate_limiting_gives_up_after_bounded_retries() {
     let (_repo, fake, forge) = setup().await;
-    let forge = forge.with_backoff(Backoff {
+    let forge = forge.with_retry(RateLimitRetry {
         max_retries: 2,
-        initial: Duration::from_millis(20),
-        max_wait: Duration::from_secs(30),
+        backoff: Backoff {
+            initial: Duration::from_millis(20),
+            max: Duration::from_secs(30),
+            jitter: false,
+        },
     });
     // No Retry-After: exponential back-off, 3 attempts in all.
     fake.rate_limit_next(3, None);
@@ -553,7 +525,7 @@ async fn enterprise_style_api_base_with_a_path() {
     let fake = FakeGitHub::start(OWNER, REPO, &repo.bare, TOKEN).await;
     let mut opts = options(&fake, GitHubAuth::Token(Secret::new(TOKEN)));
     opts.api_base = Some(format!("{}api/v3", fake.api_base));
-    let forge = Forge::connect(opts).await.unwrap();
+    let forge = GitHub::connect(opts).await.unwrap();
     let pr = forge.create_pr(&spec(HEAD)).await.unwrap();
     assert_eq!(
         forge.open_pr_for_head(HEAD).await.unwrap().unwrap().number,
@@ -637,7 +609,7 @@ async fn github_app_installation_token() {
         private_key_pem: Secret::new(key),
     };
 
-    let forge = Forge::connect(options(&fake, app(4242, 77, &pem)))
+    let forge = GitHub::connect(options(&fake, app(4242, 77, &pem)))
         .await
         .expect("App authentication");
     let pr = forge.create_pr(&spec(HEAD)).await.unwrap();
@@ -655,7 +627,7 @@ async fn github_app_installation_token() {
         (app(4242, 77, "not a key"), None),     // not PEM at all
     ];
     for (auth, status) in failures {
-        let error = Forge::connect(options(&fake, auth)).await.unwrap_err();
+        let error = GitHub::connect(options(&fake, auth)).await.unwrap_err();
         match &error {
             ForgeError::AppAuth { status: got, .. } => assert_eq!(*got, status, "{error}"),
             other => panic!("expected AppAuth, got {other:?}"),
@@ -721,7 +693,7 @@ async fn fake_answers_deserialize_into_octocrab_models() {
 #[tokio::test]
 async fn an_unreachable_api_is_a_transport_error_naming_it() {
     let port = support::free_port();
-    let error = Forge::connect(ForgeOptions {
+    let error = GitHub::connect(ForgeOptions {
         api_base: Some(format!("http://127.0.0.1:{port}/")),
         owner: OWNER.into(),
         repo: REPO.into(),
@@ -734,7 +706,7 @@ async fn an_unreachable_api_is_a_transport_error_naming_it() {
     assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
     assert!(!text.contains(TOKEN), "{text}");
 
-    let error = Forge::connect(ForgeOptions {
+    let error = GitHub::connect(ForgeOptions {
         api_base: Some("ftp://example.com/".into()),
         owner: OWNER.into(),
         repo: REPO.into(),

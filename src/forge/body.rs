@@ -34,6 +34,24 @@ pub struct PrChange {
 pub struct PrRecord {
     pub update: String,
     pub changes: Vec<RecordedChange>,
+    /// Set to [`CLOSED_BY_TIDEWATCH`] just before tidewatch closes the pull
+    /// request itself, so that the close never counts as a human decline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_by: Option<String>,
+}
+
+/// The `closed_by` value tidewatch writes before closing a pull request.
+pub const CLOSED_BY_TIDEWATCH: &str = "tidewatch";
+
+/// A version a human declined by closing a tidewatch pull request unmerged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decline {
+    pub policy: String,
+    /// The newest value the pull request proposed (`tag` or `tag@digest`).
+    pub version: String,
+    pub number: u64,
+    /// When the pull request was closed, as the forge reports it.
+    pub closed_at: Option<String>,
 }
 
 /// One change as recorded in the hidden block.
@@ -68,8 +86,9 @@ pub fn render_body(update: &str, changes: &[PrChange]) -> String {
                 new: c.new.clone(),
             })
             .collect(),
+        closed_by: None,
     };
-    let block = format!("{MARKER}{} {COMMENT_END}", comment_safe_json(&record));
+    let block = render_block(&record);
 
     let count = changes.len();
     let mut out = format!(
@@ -103,6 +122,26 @@ pub fn render_body(update: &str, changes: &[PrChange]) -> String {
     out.push_str(&block);
     out.push('\n');
     out
+}
+
+fn render_block(record: &PrRecord) -> String {
+    format!("{MARKER}{} {COMMENT_END}", comment_safe_json(record))
+}
+
+/// `body` with its hidden block marked as closed by tidewatch (the text for
+/// humans stays as it is). A body without a block gets one for `update`.
+pub fn mark_closed_by_tidewatch(body: &str, update: &str) -> String {
+    let mut record = parse_body(body).unwrap_or_else(|| PrRecord {
+        update: update.to_string(),
+        changes: Vec::new(),
+        closed_by: None,
+    });
+    record.closed_by = Some(CLOSED_BY_TIDEWATCH.to_string());
+    let kept = match body.rfind(MARKER) {
+        Some(start) => body[..start].trim_end(),
+        None => body.trim_end(),
+    };
+    format!("{kept}\n\n{}\n", render_block(&record))
 }
 
 fn table_row(change: &PrChange) -> String {
@@ -198,17 +237,31 @@ pub fn parse_body(body: &str) -> Option<PrRecord> {
     found
 }
 
-/// The versions humans declined: the changes recorded in closed pull
-/// requests that were not merged. Merged, open and foreign pull requests
-/// (no block) are ignored; each change appears once.
-pub fn declined_versions(closed: &[PullRequestInfo]) -> Vec<RecordedChange> {
-    let mut out: Vec<RecordedChange> = Vec::new();
+/// The versions humans declined: the changes recorded in pull requests that
+/// were closed unmerged by someone other than tidewatch. Merged, open and
+/// foreign pull requests (no block), and those tidewatch closed itself, are
+/// ignored. The record holds the newest version each pull request proposed
+/// (it is rewritten when the pull request is updated in place).
+pub fn declines(closed: &[PullRequestInfo]) -> Vec<Decline> {
+    let mut out: Vec<Decline> = Vec::new();
     for pr in closed.iter().filter(|pr| pr.state == PrState::Closed) {
-        if let Some(record) = parse_body(&pr.body) {
-            for change in record.changes {
-                if !out.contains(&change) {
-                    out.push(change);
-                }
+        let Some(record) = parse_body(&pr.body) else {
+            continue;
+        };
+        if record.closed_by.as_deref() == Some(CLOSED_BY_TIDEWATCH) {
+            continue;
+        }
+        for change in record.changes {
+            if !out
+                .iter()
+                .any(|d| d.policy == change.policy && d.version == change.new)
+            {
+                out.push(Decline {
+                    policy: change.policy,
+                    version: change.new,
+                    number: pr.number,
+                    closed_at: pr.closed_at.clone(),
+                });
             }
         }
     }
@@ -292,7 +345,7 @@ mod tests {
     }
 
     #[test]
-    fn declined_only_from_closed_unmerged() {
+    fn declined_only_from_closed_unmerged_by_a_human() {
         let pr = |number, state, body: String| PullRequestInfo {
             number,
             head: "tidewatch/prod".into(),
@@ -301,6 +354,7 @@ mod tests {
             body,
             url: String::new(),
             state,
+            closed_at: Some("2026-01-02T03:04:05Z".into()),
         };
         let prs = [
             pr(
@@ -324,15 +378,31 @@ mod tests {
                 PrState::Open,
                 render_body("prod", &[change("i", "3.0.0")]),
             ),
+            pr(
+                6,
+                PrState::Closed,
+                mark_closed_by_tidewatch(&render_body("prod", &[change("i", "4.0.0")]), "prod"),
+            ),
         ];
-        let declined = declined_versions(&prs);
         assert_eq!(
-            declined,
-            vec![RecordedChange {
+            declines(&prs),
+            vec![Decline {
                 policy: "app".into(),
-                image: "i".into(),
-                new: "2.0.0".into()
+                version: "2.0.0".into(),
+                number: 1,
+                closed_at: Some("2026-01-02T03:04:05Z".into()),
             }]
         );
+    }
+
+    #[test]
+    fn marking_keeps_the_text_and_the_changes() {
+        let body = render_body("prod", &[change("ghcr.io/acme/app", "1.2.3")]);
+        let marked = mark_closed_by_tidewatch(&body, "prod");
+        let record = parse_body(&marked).unwrap();
+        assert_eq!(record.closed_by.as_deref(), Some(CLOSED_BY_TIDEWATCH));
+        assert_eq!(record.changes.len(), 1);
+        assert!(marked.starts_with("tidewatch update `prod` proposes 1 image change."));
+        assert_eq!(marked.matches(MARKER).count(), 1);
     }
 }
