@@ -17,6 +17,7 @@ use tidewatch::git::{
     redact_url, signed_off, GitCredentials, GitError, GitStats, Identity, PushOutcome,
     RetryOutcome, RetryPolicy, Workspace, WorkspaceOptions,
 };
+use tidewatch::retry::Backoff;
 use tidewatch::secret::Secret;
 
 const APP: &str = "apps/app/deployment.yaml";
@@ -113,7 +114,11 @@ impl Remote {
             workdir: Some(self.workdir(workdir)),
             retry: RetryPolicy {
                 max_attempts: 5,
-                initial_backoff: Duration::from_millis(10),
+                backoff: Backoff {
+                    initial: Duration::from_millis(10),
+                    max: Duration::from_secs(1),
+                    jitter: false,
+                },
             },
             ..WorkspaceOptions::new(url)
         }
@@ -531,7 +536,11 @@ fn retries_are_bounded_and_never_force() {
     let mut options = remote.options(remote.file_url(), "work");
     options.retry = RetryPolicy {
         max_attempts: 3,
-        initial_backoff: Duration::from_millis(5),
+        backoff: Backoff {
+            initial: Duration::from_millis(5),
+            max: Duration::from_secs(1),
+            jitter: false,
+        },
     };
     let mut ws = Workspace::open(options).unwrap();
     let calls = Cell::new(0);
