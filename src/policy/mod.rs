@@ -8,6 +8,7 @@
 //! The pipeline per tag is: exclude → variant → filter (+ extract) → parse for
 //! the ordering → range / no-downgrade → order → pick.
 
+mod drop;
 mod extract;
 #[cfg(test)]
 mod parity_tests;
@@ -18,9 +19,10 @@ use std::fmt;
 
 use regex::Regex;
 
+pub use drop::Drop;
 pub use extract::{ExtractTemplate, TemplateError};
 pub use range::{Range, RangeError};
-pub use select::{Candidate, Drop, Outcome, Pick, Selection, TagMetadata};
+pub use select::{Candidate, Context, Outcome, Pick, Selection, TagMetadata};
 
 /// Tags that are never images to deploy: cosign signatures, attestations and
 /// SBOMs stored as `sha256-<digest>.sig|att|sbom`, and any other `.sig` tag.

@@ -11,6 +11,7 @@ use std::fmt;
 
 use semver::Version;
 
+use super::drop::{summarise, Drop};
 use super::{Direction, Policy, Strategy};
 
 /// Registry facts about one tag. Filled only for policies that need them
@@ -58,95 +59,16 @@ impl Outcome {
     }
 }
 
-/// Why a tag did not qualify.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Drop {
-    /// Matched an `exclude` pattern (or a default one).
-    Excluded { pattern: String },
-    /// Did not match the `filter.pattern`.
-    NoFilterMatch,
-    /// Not strict semver, even after removing one leading `v`.
-    NotSemver,
-    /// A pre-release, and the range names none.
-    PreRelease,
-    /// Semver, but outside the range.
-    OutOfRange,
-    /// The ordering value is not a number.
-    NotANumber,
-    /// `variant: keep`: the suffix differs from the current tag's.
-    OtherVariant { expected: String },
-    /// No-downgrade: orders below the value currently in Git.
-    BelowCurrent { current: String },
-    /// `newest-build`: the registry gave no build time.
-    NoBuildTime,
-    /// `digest`: not the tag being followed.
-    NotTrackedTag,
-    /// `digest`: the registry gave no digest for the tracked tag.
-    NoDigest,
-    /// The tag list named this tag twice.
-    Duplicate,
-}
-
-impl Drop {
-    const KINDS: usize = 12;
-
-    fn index(&self) -> usize {
-        match self {
-            Drop::Excluded { .. } => 0,
-            Drop::NoFilterMatch => 1,
-            Drop::NotSemver => 2,
-            Drop::PreRelease => 3,
-            Drop::OutOfRange => 4,
-            Drop::NotANumber => 5,
-            Drop::OtherVariant { .. } => 6,
-            Drop::BelowCurrent { .. } => 7,
-            Drop::NoBuildTime => 8,
-            Drop::NotTrackedTag => 9,
-            Drop::NoDigest => 10,
-            Drop::Duplicate => 11,
-        }
-    }
-
-    fn summary(index: usize) -> &'static str {
-        [
-            "excluded",
-            "not matching the filter",
-            "not semver",
-            "pre-release",
-            "out of range",
-            "not a number",
-            "another variant",
-            "below the current value",
-            "without a build time",
-            "not the tracked tag",
-            "without a digest",
-            "duplicate",
-        ][index]
-    }
-}
-
-impl fmt::Display for Drop {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Drop::Excluded { pattern } => write!(f, "excluded by `{pattern}`"),
-            Drop::NoFilterMatch => f.write_str("does not match the filter pattern"),
-            Drop::NotSemver => f.write_str("not semver"),
-            Drop::PreRelease => f.write_str("pre-release; the range names none"),
-            Drop::OutOfRange => f.write_str("out of range"),
-            Drop::NotANumber => f.write_str("not a number"),
-            Drop::OtherVariant { expected } if expected.is_empty() => {
-                f.write_str("has a variant suffix; the current tag has none")
-            }
-            Drop::OtherVariant { expected } => write!(f, "variant differs from `{expected}`"),
-            Drop::BelowCurrent { current } => {
-                write!(f, "orders below the current `{current}` (no downgrade)")
-            }
-            Drop::NoBuildTime => f.write_str("no build time known"),
-            Drop::NotTrackedTag => f.write_str("not the tracked tag"),
-            Drop::NoDigest => f.write_str("digest unknown (needs registry metadata)"),
-            Drop::Duplicate => f.write_str("listed twice"),
-        }
-    }
+/// What the environment adds to a selection: the value in Git and the
+/// versions declined for the update. (`Default` is "nothing known".)
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Context<'a> {
+    /// The value in Git now; turns on no-downgrade and `variant: keep`.
+    pub current: Option<&'a str>,
+    /// Versions declined for this update (`tag` or `tag@digest`). Nothing
+    /// that orders at or below the greatest of them qualifies; for a digest
+    /// policy, a declined digest is not picked again.
+    pub declined: &'a [String],
 }
 
 /// One tag's verdict in an explained selection.
@@ -231,7 +153,24 @@ impl Policy {
         metadata: &HashMap<String, TagMetadata>,
         current: Option<&str>,
     ) -> Outcome {
-        self.run(tags, metadata, current, None)
+        self.select_with(
+            tags,
+            metadata,
+            &Context {
+                current,
+                declined: &[],
+            },
+        )
+    }
+
+    /// Picks a tag under everything `context` knows (current value, declines).
+    pub fn select_with<S: AsRef<str>>(
+        &self,
+        tags: &[S],
+        metadata: &HashMap<String, TagMetadata>,
+        context: &Context<'_>,
+    ) -> Outcome {
+        self.run(tags, metadata, context, None)
     }
 
     /// Like [`Policy::select`], and also says what happened to every tag.
@@ -241,8 +180,25 @@ impl Policy {
         metadata: &HashMap<String, TagMetadata>,
         current: Option<&str>,
     ) -> Selection {
+        self.explain_with(
+            tags,
+            metadata,
+            &Context {
+                current,
+                declined: &[],
+            },
+        )
+    }
+
+    /// Like [`Policy::select_with`], and also says what happened to every tag.
+    pub fn explain_with<S: AsRef<str>>(
+        &self,
+        tags: &[S],
+        metadata: &HashMap<String, TagMetadata>,
+        context: &Context<'_>,
+    ) -> Selection {
         let mut candidates = Vec::new();
-        let outcome = self.run(tags, metadata, current, Some(&mut candidates));
+        let outcome = self.run(tags, metadata, context, Some(&mut candidates));
         Selection {
             outcome,
             candidates,
@@ -253,9 +209,10 @@ impl Policy {
         &self,
         tags: &[S],
         metadata: &HashMap<String, TagMetadata>,
-        current: Option<&str>,
+        context: &Context<'_>,
         explained: Option<&mut Vec<Candidate>>,
     ) -> Outcome {
+        let current = context.current;
         let mut scratch = Scratch {
             locations: self.filter.as_ref().map(|re| re.capture_locations()),
             extracted: String::new(),
@@ -263,7 +220,7 @@ impl Policy {
         let mut counts = [0usize; Drop::KINDS];
 
         if let Strategy::Digest { tag } = &self.strategy {
-            return self.run_digest(tag, tags, metadata, explained);
+            return self.run_digest(tag, tags, metadata, context.declined, explained);
         }
 
         let variant = match (self.variant_keep, current) {
@@ -283,6 +240,21 @@ impl Policy {
             _ => None,
         };
 
+        // The decline floor: the greatest declined version this policy can
+        // read. Nothing at or below it is proposed again.
+        let mut declined: Option<(&str, Key)> = None;
+        for version in context.declined {
+            let tag = version.split('@').next().unwrap_or(version);
+            if let Ok(key) = self.key_of(tag, metadata, variant.as_ref(), &mut scratch, false) {
+                if declined
+                    .as_ref()
+                    .is_none_or(|(_, best)| self.better(&key, best) == Ordering::Greater)
+                {
+                    declined = Some((version.as_str(), key));
+                }
+            }
+        }
+
         let mut best: Option<(&str, Key)> = None;
         let mut qualified: Vec<(&str, Key)> = Vec::new();
         let mut dropped: Vec<(&str, Drop)> = Vec::new();
@@ -300,6 +272,14 @@ impl Policy {
                     Some((cur, floor_key)) if self.better(floor_key, &key) == Ordering::Greater => {
                         Err(Drop::BelowCurrent {
                             current: cur.to_string(),
+                        })
+                    }
+                    _ => Ok(key),
+                })
+                .and_then(|key| match &declined {
+                    Some((version, floor)) if self.better(&key, floor) != Ordering::Greater => {
+                        Err(Drop::Declined {
+                            version: version.to_string(),
                         })
                     }
                     _ => Ok(key),
@@ -357,11 +337,17 @@ impl Policy {
         tracked: &str,
         tags: &[S],
         metadata: &HashMap<String, TagMetadata>,
+        declined: &[String],
         explained: Option<&mut Vec<Candidate>>,
     ) -> Outcome {
         let present = tags.iter().any(|t| t.as_ref() == tracked);
         let excluded = self.excluded_by(tracked);
         let digest = metadata.get(tracked).and_then(|m| m.digest.clone());
+        let declined_digest = digest.as_ref().and_then(|d| {
+            declined
+                .iter()
+                .find(|v| v.rsplit('@').next() == Some(d.as_str()))
+        });
         if let Some(out) = explained {
             let mut seen = HashSet::new();
             for tag in tags {
@@ -376,6 +362,10 @@ impl Policy {
                     })
                 } else if digest.is_none() {
                     Err(Drop::NoDigest)
+                } else if let Some(version) = declined_digest {
+                    Err(Drop::Declined {
+                        version: version.clone(),
+                    })
                 } else {
                     Ok(0)
                 };
@@ -390,6 +380,8 @@ impl Policy {
             format!("the tracked tag `{tracked}` is not in the repository")
         } else if let Some(pattern) = excluded {
             format!("the tracked tag `{tracked}` is excluded by `{pattern}`")
+        } else if let Some(version) = declined_digest {
+            format!("the digest of `{tracked}` is still {version}, which was declined in a closed pull request")
         } else if let Some(digest) = digest {
             return Outcome::Picked(Pick {
                 tag: tracked.to_string(),
@@ -577,24 +569,4 @@ fn split_variant(tag: &str) -> Option<(Version, &str, bool)> {
     }
     let version = Version::new(numbers[0], numbers[1], numbers[2]);
     Some((version, &rest[pos..], canonical))
-}
-
-fn summarise(total: usize, counts: &[usize; Drop::KINDS], allow_downgrade: bool) -> String {
-    if total == 0 {
-        return "the repository has no tags".to_string();
-    }
-    let parts: Vec<String> = counts
-        .iter()
-        .enumerate()
-        .filter(|(_, n)| **n > 0)
-        .map(|(i, n)| format!("{n} {}", Drop::summary(i)))
-        .collect();
-    let mut reason = format!("no tag qualifies out of {total}: {}", parts.join(", "));
-    let below_current = Drop::BelowCurrent {
-        current: String::new(),
-    };
-    if counts[below_current.index()] > 0 && !allow_downgrade {
-        reason.push_str("; set allowDowngrade: true to allow moving below the current value");
-    }
-    reason
 }
