@@ -18,9 +18,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use support::registry::{AuthMode, TestRegistry};
+use tidewatch::engine::scan::{scan, ScanTarget};
 use tidewatch::policy::{Policy, PolicySpec};
 use tidewatch::reference::ImageName;
-use tidewatch::registry::{scan, Client, HostSettings, ScanTarget};
+use tidewatch::registry::{Client, HostSettings};
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)

@@ -221,7 +221,7 @@ async fn one_policy_file_commits_dev_and_opens_a_prod_pr_then_follows_the_pr_thr
         writes,
         "GitHub writes in a no-op cycle"
     );
-    assert_eq!(report.github_writes, 0);
+    assert_eq!(report.forge_writes, 0);
     assert_eq!(
         (report.git.clones, report.git.fetches, report.git.pushes),
         (0, 1, 0)

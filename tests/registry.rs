@@ -11,11 +11,10 @@ use std::time::{Duration, Instant};
 use support::proxy::{Fault, ProxyBehavior, TestProxy};
 use support::registry::{AuthMode, TestRegistry};
 use support::token::TokenIssuer;
+use tidewatch::engine::scan::{scan, ScanTarget};
 use tidewatch::policy::{Outcome, Policy, PolicySpec};
 use tidewatch::reference::ImageName;
-use tidewatch::registry::{
-    scan, Client, CredentialSource, HostSettings, RegistryError, ScanTarget,
-};
+use tidewatch::registry::{Client, CredentialSource, HostSettings, RegistryError};
 
 /// Settings for a loopback test registry: plain HTTP, quick retries.
 fn fast() -> HostSettings {
@@ -62,7 +61,7 @@ fn target(name: &str, image: ImageName, selector: Policy) -> ScanTarget {
 }
 
 fn pick(
-    results: &HashMap<String, Result<tidewatch::registry::ScanResult, RegistryError>>,
+    results: &HashMap<String, Result<tidewatch::engine::scan::ScanResult, RegistryError>>,
     t: &ScanTarget,
 ) -> Option<String> {
     let result = results[&t.policy]

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use tidewatch::engine::{self, OnceOptions, Outcome};
+use tidewatch::engine::{self, OnceOptions};
 
 #[derive(Args, Debug)]
 pub struct OnceArgs {
@@ -20,7 +20,8 @@ pub struct OnceArgs {
 }
 
 /// Exit 0 when every update succeeded (or had nothing to do), 1 when one
-/// failed, 2 when the configuration is unusable.
+/// failed or an input was unknown (a registry or the forge could not be
+/// read), 2 when the configuration is unusable.
 pub fn run(args: &OnceArgs) -> ExitCode {
     let Some(config) = super::load_config(&args.config) else {
         return ExitCode::from(2);
@@ -40,43 +41,18 @@ pub fn run(args: &OnceArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    for (policy, error) in &report.scan_errors {
-        eprintln!("warning: policy {policy}: {error}");
+    if let Some(error) = &report.error {
+        eprintln!("error: {error}");
     }
-    let mut failed = false;
+    for (policy, error) in &report.scan_errors {
+        eprintln!("error: policy {policy} is unknown this cycle: {error}");
+    }
     for u in &report.updates {
         let name = match &u.head {
             Some(head) => format!("{} ({head})", u.update),
             None => u.update.clone(),
         };
-        let what = match &u.outcome {
-            Outcome::UpToDate => "up to date".to_string(),
-            Outcome::DryRun { intent } => format!("dry run: would {intent}"),
-            Outcome::Committed {
-                branch,
-                commit,
-                attempts,
-            } => {
-                format!(
-                    "committed {} to {branch} ({attempts} attempt(s))",
-                    &commit[..commit.len().min(12)]
-                )
-            }
-            Outcome::AlreadyDone { branch } => format!("{branch} already has these changes"),
-            Outcome::PullRequestOpened { number, head } => {
-                format!("opened PR #{number} from {head}")
-            }
-            Outcome::PullRequestUpdated { number, .. } => format!("updated PR #{number}"),
-            Outcome::PullRequestUnchanged { number, .. } => format!("PR #{number} is up to date"),
-            Outcome::PullRequestClosed { number, .. } => {
-                format!("closed PR #{number}: its change is already on the base")
-            }
-            Outcome::Failed { error } => {
-                failed = true;
-                format!("FAILED: {error}")
-            }
-        };
-        println!("update {name}: {what}");
+        println!("update {name}: {}", u.outcome.describe());
         for c in &u.changes {
             println!(
                 "  {} ({}): {} -> {} in {}",
@@ -87,6 +63,18 @@ pub fn run(args: &OnceArgs) -> ExitCode {
                 c.files.join(", ")
             );
         }
+        for d in &u.declines {
+            println!(
+                "  declined: {} {} in PR #{}{}",
+                d.policy,
+                d.version,
+                d.number,
+                d.closed_at
+                    .as_deref()
+                    .map(|at| format!(" (closed {at})"))
+                    .unwrap_or_default()
+            );
+        }
         for n in &u.notes {
             println!("  note: {n}");
         }
@@ -95,14 +83,14 @@ pub fn run(args: &OnceArgs) -> ExitCode {
         }
     }
     eprintln!(
-        "{} registry request(s), {} fetch(es), {} clone(s), {} push(es), {} GitHub write(s)",
+        "{} registry request(s), {} fetch(es), {} clone(s), {} push(es), {} forge write(s)",
         report.registry_requests,
         report.git.fetches,
         report.git.clones,
         report.git.pushes,
-        report.github_writes
+        report.forge_writes
     );
-    if failed {
+    if report.has_failures() {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS

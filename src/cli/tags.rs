@@ -17,9 +17,11 @@ use std::sync::Arc;
 
 use clap::{Args, ValueEnum};
 use tidewatch::config::{Config, RegistrySettings};
+use tidewatch::engine::host_settings;
+use tidewatch::engine::scan::{scan, ScanTarget};
 use tidewatch::policy::{Outcome, Policy, PolicySpec, TagMetadata};
 use tidewatch::reference::Reference;
-use tidewatch::registry::{scan, Client, ScanTarget};
+use tidewatch::registry::{Client, HostSettings};
 
 /// Exit code for bad input, as DESIGN.md fixes it.
 const BAD_INPUT: u8 = 2;
@@ -207,7 +209,13 @@ fn query_registry(args: &TagsArgs, policy: &Policy) -> Result<(TagList, u64), St
             }),
         }
     }
-    let client = Arc::new(Client::from_config(&settings));
+    let client = Arc::new(Client::new(
+        settings
+            .iter()
+            .map(|r| (r.host.clone(), host_settings(r)))
+            .collect(),
+        HostSettings::default(),
+    ));
     let target = ScanTarget {
         policy: "tags".into(),
         image: reference.name,

@@ -73,6 +73,8 @@ pub struct Config {
     pub server: Option<Located<Server>>,
     /// Each image policy compiled for selection, by policy name.
     pub policies: HashMap<String, Policy>,
+    /// Each image policy's image, parsed and normalised, by policy name.
+    pub image_names: HashMap<String, crate::reference::ImageName>,
 }
 
 /// Why a config could not be loaded.
@@ -117,6 +119,20 @@ impl Config {
         } else {
             diagnostics.sort_by(|a, b| (&a.file, a.position).cmp(&(&b.file, b.position)));
             Err(ConfigError::Invalid(diagnostics))
+        }
+    }
+
+    /// The image policies an update writes (its `images:`, else all), in
+    /// the order the policy files list them.
+    pub fn policies_of<'c>(&'c self, update: &'c Update) -> Vec<&'c str> {
+        match &update.images {
+            Some(names) => self
+                .images
+                .iter()
+                .map(|i| i.name.as_str())
+                .filter(|n| names.iter().any(|m| m == n))
+                .collect(),
+            None => self.images.iter().map(|i| i.name.as_str()).collect(),
         }
     }
 

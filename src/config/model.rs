@@ -140,6 +140,29 @@ pub struct SecretSource {
     pub file: Option<String>,
 }
 
+impl SecretSource {
+    /// Where to read the secret (validation makes sure exactly one of `env`
+    /// and `file` is set; `env` wins if both somehow are).
+    pub fn source(&self) -> Option<crate::secret::Source> {
+        match (&self.env, &self.file) {
+            (Some(var), _) => Some(crate::secret::Source::Env(var.clone())),
+            (None, Some(path)) => Some(crate::secret::Source::File(path.into())),
+            (None, None) => None,
+        }
+    }
+
+    /// Reads the secret; `what` names it in errors.
+    pub fn read(&self, what: &str) -> Result<crate::secret::Secret, crate::secret::SecretError> {
+        match self.source() {
+            Some(source) => source.read(what),
+            None => Err(crate::secret::SecretError::Empty {
+                what: what.to_string(),
+                origin: "a secret source that names neither `env` nor `file`".into(),
+            }),
+        }
+    }
+}
+
 /// An SSH key for git.
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -380,6 +403,10 @@ pub struct PullRequest {
     pub assignees: Vec<String>,
     #[serde(default)]
     pub draft: bool,
+    /// Force-push the head branch even when it holds commits tidewatch did
+    /// not make (default false: such a pull request is held, with a comment).
+    #[serde(default)]
+    pub overwrite_human_commits: bool,
 }
 
 impl ImagePolicy {

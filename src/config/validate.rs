@@ -71,6 +71,7 @@ pub fn merge_and_check(
         updates: Vec::new(),
         server: None,
         policies: HashMap::new(),
+        image_names: HashMap::new(),
     };
     let mut indexes = Vec::new();
     let mut broken_names = Vec::new();
@@ -335,8 +336,11 @@ fn check_images(config: &mut Config, report: &mut Reporter<'_>) {
     for image in &config.images {
         let (source, path) = (image.source, image.path.as_str());
         check_name("image policy", (source, path), &image.name, report);
-        if let Err(e) = ImageName::parse(&image.image) {
-            report.at_value(source, &join(path, "image"), e.to_string(), None);
+        match ImageName::parse(&image.image) {
+            Ok(name) => {
+                config.image_names.insert(image.name.clone(), name);
+            }
+            Err(e) => report.at_value(source, &join(path, "image"), e.to_string(), None),
         }
         for (i, platform) in image.platforms.iter().enumerate() {
             let parts: Vec<&str> = platform.split('/').collect();

@@ -6,7 +6,7 @@
 //! subject. With several, the subject is `chore({update}): update N images`
 //! and each change's line follows in the body as a list item.
 
-use super::Change;
+use super::report::Change;
 use crate::git::{signed_off, Identity};
 
 pub const DEFAULT_TEMPLATE: &str = "chore({update}): update {image} to {new}";

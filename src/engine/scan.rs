@@ -1,4 +1,6 @@
-//! One cycle's registry scan for a set of image policies.
+//! One cycle's registry scan for a set of image policies: the bridge
+//! between the registry client (which knows nothing of policies) and the
+//! selection engine (which knows nothing of the network).
 //!
 //! Requests are minimised here: one tag listing per *distinct* repository
 //! however many policies watch it, digests only for the tags a policy could
@@ -12,9 +14,9 @@ use std::sync::Arc;
 
 use tokio::task::JoinSet;
 
-use super::{Client, RegistryError};
 use crate::policy::{Policy, TagMetadata};
 use crate::reference::ImageName;
+use crate::registry::{Client, RegistryError};
 
 /// One image policy to scan for.
 #[derive(Clone, Debug)]

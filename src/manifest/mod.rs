@@ -95,6 +95,7 @@ pub struct Plan {
     pub notes: Vec<Note>,
 }
 
+#[derive(Debug)]
 struct ScannedFile {
     rel: String,
     bom: bool,
@@ -104,6 +105,7 @@ struct ScannedFile {
 }
 
 /// The references of one update's files, ready to plan edits against.
+#[derive(Debug)]
 pub struct Scan {
     files: Vec<ScannedFile>,
     watched: Vec<Watched>,
@@ -224,6 +226,22 @@ pub fn plan_text(
     match scan_text(rel, text.to_string(), scope, is_target)? {
         Some(file) => plan_file(&file, scope.watched, picks),
         None => Ok(None),
+    }
+}
+
+/// The version a written value carries: `tag[@digest]` of a full
+/// reference, or the value itself (a tag, a digest).
+pub fn version_of(value: &str) -> String {
+    match Reference::parse(value) {
+        Ok(r) if value.contains('/') || value.contains(':') && r.tag.is_some() => {
+            match (r.tag, r.digest) {
+                (Some(t), Some(d)) => format!("{t}@{d}"),
+                (Some(t), None) => t,
+                (None, Some(d)) => d,
+                (None, None) => value.to_string(),
+            }
+        }
+        _ => value.to_string(),
     }
 }
 
@@ -630,6 +648,18 @@ mod tests {
             tree: Tree::parse(text).unwrap(),
             found: Vec::new(),
         }
+    }
+
+    #[test]
+    fn versions_of_written_values() {
+        assert_eq!(version_of("ghcr.io/acme/app:1.2.0"), "1.2.0");
+        let digest = format!("sha256:{}", "a".repeat(64));
+        assert_eq!(
+            version_of(&format!("localhost:5000/app:1.2.0@{digest}")),
+            format!("1.2.0@{digest}")
+        );
+        assert_eq!(version_of("1.2.0"), "1.2.0");
+        assert_eq!(version_of("v2"), "v2");
     }
 
     #[test]

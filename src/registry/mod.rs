@@ -15,7 +15,6 @@ mod credentials;
 mod error;
 mod metadata;
 mod metrics;
-mod scan;
 mod tags;
 mod transport;
 
@@ -26,10 +25,8 @@ pub use credentials::{Credential, CredentialSource, Secret};
 pub use error::RegistryError;
 pub use metadata::MANIFEST_ACCEPT;
 pub use metrics::{Metrics, RequestCount};
-pub use scan::{scan, ScanResult, ScanTarget};
 pub use transport::HostSettings;
 
-use crate::config::RegistrySettings;
 use crate::reference::{ImageName, DOCKER_HUB};
 use transport::Host;
 
@@ -58,15 +55,6 @@ impl Client {
             created_cache: Mutex::new(HashMap::new()),
             metrics: Arc::new(Metrics::default()),
         }
-    }
-
-    /// A client configured by a policy file's `registries:` section.
-    pub fn from_config(registries: &[RegistrySettings]) -> Client {
-        let settings = registries
-            .iter()
-            .map(|r| (r.host.clone(), host_settings(r)))
-            .collect();
-        Client::new(settings, HostSettings::default())
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
@@ -140,44 +128,5 @@ fn canonical_host(host: &str) -> String {
     match host {
         "index.docker.io" | "registry-1.docker.io" => DOCKER_HUB.to_string(),
         other => other.to_string(),
-    }
-}
-
-/// Turns a `registries:` entry into host settings.
-pub fn host_settings(r: &RegistrySettings) -> HostSettings {
-    let defaults = HostSettings::default();
-    let credentials = r.credentials.as_ref().and_then(|c| {
-        if let Some(var) = &c.env {
-            Some(CredentialSource::Env(var.clone()))
-        } else if let Some(path) = &c.file {
-            Some(CredentialSource::File(expand_home(path)))
-        } else if let Some(path) = &c.docker_config {
-            Some(CredentialSource::DockerConfig(expand_home(path)))
-        } else {
-            c.helper
-                .as_ref()
-                .map(|h| CredentialSource::Helper(h.clone()))
-        }
-    });
-    HostSettings {
-        insecure: r.insecure,
-        ca_file: r.ca_file.as_deref().map(expand_home),
-        credentials,
-        requests_per_second: r.requests_per_second,
-        concurrency: r.concurrency.unwrap_or(defaults.concurrency),
-        page_size: r.page_size.unwrap_or(defaults.page_size),
-        page_budget: r.page_budget.unwrap_or(defaults.page_budget),
-        timeout: r
-            .timeout_seconds
-            .map_or(defaults.timeout, std::time::Duration::from_secs_f64),
-        max_attempts: r.max_attempts.unwrap_or(defaults.max_attempts),
-        ..defaults
-    }
-}
-
-fn expand_home(path: &str) -> std::path::PathBuf {
-    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
-        (Some(rest), Some(home)) => std::path::PathBuf::from(home).join(rest),
-        _ => std::path::PathBuf::from(path),
     }
 }

@@ -59,8 +59,10 @@ impl ServiceMetrics {
                 self.last_success.insert(policy.clone(), now);
             }
         }
-        for _ in report.scan_errors.keys() {
-            self.record_error("registry");
+        for policy in report.scan_errors.keys() {
+            if report.scanned.contains(policy) {
+                self.record_error("registry");
+            }
         }
         for update in &report.updates {
             match &update.outcome {

@@ -28,9 +28,8 @@ use tokio::sync::Notify;
 use tracing::Instrument;
 
 use crate::config::Config;
-use crate::engine::{self, OnceOptions, Outcome};
+use crate::engine::{self, Engine, OnceOptions, Outcome};
 use crate::reference::ImageName;
-use crate::registry::Client;
 use crate::schedule::Schedule;
 use crate::webhook::{self, Authentication, Source};
 
@@ -60,7 +59,7 @@ pub struct ServerOptions {
 
 struct AppState {
     config: Config,
-    client: Arc<Client>,
+    engine: Engine,
     workdir: Option<PathBuf>,
     webhook_auth: Option<Authentication>,
     /// Policies named by webhooks since the last cycle.
@@ -115,7 +114,7 @@ fn webhook_auth(config: &Config) -> Result<Option<Authentication>, ServerError> 
 /// finished before it returns.
 pub async fn run(config: Config, options: ServerOptions) -> Result<(), ServerError> {
     let state = Arc::new(AppState {
-        client: Arc::new(engine::client_for(&config)),
+        engine: Engine::new(Arc::new(engine::client_for(&config))),
         webhook_auth: webhook_auth(&config)?,
         workdir: options.workdir,
         requested: Mutex::new(HashSet::new()),
@@ -259,7 +258,7 @@ async fn run_cycle_in_span(state: &Arc<AppState>, due: &HashSet<String>) {
         dry_run: false,
         only_policies: Some(due.clone()),
     };
-    let result = engine::cycle(&state.config, &options, &state.client).await;
+    let result = state.engine.cycle(&state.config, &options).await;
     let took = started.elapsed();
     match &result {
         Ok(report) => {
@@ -294,7 +293,7 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
-    let text = lock(&state.metrics).render(state.client.metrics());
+    let text = lock(&state.metrics).render(state.engine.client().metrics());
     ([("content-type", "text/plain; version=0.0.4")], text).into_response()
 }
 
