@@ -6,6 +6,10 @@ use std::time::Duration;
 
 /// The default when a policy sets neither `schedule` nor `interval`.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(300);
+/// The shortest interval accepted.
+pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+/// The longest interval accepted: a year.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(365 * 86_400);
 
 #[derive(Clone, Debug)]
 pub enum Schedule {
@@ -30,27 +34,11 @@ impl Schedule {
         )
     }
 
-    /// `30s`, `5m`, `1h`, `2d`; at least one second.
+    /// `30s`, `5m`, `1h`, `2d` (jiff's friendly format); from one second
+    /// to one year, so a typo can neither spin the scheduler nor stop it.
     pub fn parse_interval(text: &str) -> Result<Schedule, String> {
-        let text = text.trim();
-        let split = text
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len());
-        let (number, unit) = text.split_at(split);
-        let n: u64 = number.parse().map_err(|_| {
-            format!("`{text}` is not an interval; write a number and a unit, e.g. 30s, 5m, 1h")
-        })?;
-        let seconds = match unit {
-            "s" => n,
-            "m" => n * 60,
-            "h" => n * 3600,
-            "d" => n * 86_400,
-            _ => return Err(format!("`{text}` has an unknown unit; use s, m, h or d")),
-        };
-        if seconds == 0 {
-            return Err("the interval must be at least 1s".into());
-        }
-        Ok(Schedule::Every(Duration::from_secs(seconds)))
+        crate::duration::parse_within(text, MIN_INTERVAL, MAX_INTERVAL, "the interval")
+            .map(Schedule::Every)
     }
 
     /// A crontab expression: 5 fields (minute precision) or 6 with seconds.
@@ -100,8 +88,10 @@ mod tests {
         assert!(
             matches!(Schedule::parse_interval("5m"), Ok(Schedule::Every(d)) if d == Duration::from_secs(300))
         );
-        assert!(Schedule::parse_interval("5 minutes").is_err());
+        assert!(Schedule::parse_interval("5 minutes").is_ok());
         assert!(Schedule::parse_interval("0s").is_err());
+        assert!(Schedule::parse_interval("1000000h").is_err());
+        assert!(Schedule::parse_interval("5").is_err());
         let five = Schedule::parse_interval("5m").unwrap().next_in(12_345);
         assert!(
             five >= Duration::from_secs(300) && five < Duration::from_secs(330),

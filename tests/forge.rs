@@ -94,7 +94,6 @@ impl Repo {
         git(&self.work, &["push", "-q", "-f", "origin", name]);
         git(&self.work, &["checkout", "-q", "main"]);
     }
-
 }
 
 fn options(fake: &FakeGitHub, auth: GitHubAuth) -> ForgeOptions {

@@ -21,6 +21,8 @@ mod intent;
 mod message;
 mod observe;
 pub mod plan;
+#[cfg(test)]
+mod plan_tests;
 mod report;
 pub mod scan;
 mod scope;

@@ -14,7 +14,9 @@
 
 mod quote;
 mod refs;
+mod splice;
 mod tree;
+mod walk;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -23,7 +25,9 @@ use aho_corasick::AhoCorasick;
 
 use refs::{FileContext, Found};
 pub use refs::{Part, RefKind, Target, Watched};
-use tree::{Signature, Style, Tree};
+use splice::plan_file;
+use tree::Tree;
+use walk::files_in_scope;
 
 use crate::policy::Pick;
 use crate::reference::Reference;
@@ -314,196 +318,6 @@ fn split_value(value: &str, part: Part) -> (Option<String>, Option<String>) {
     }
 }
 
-/// The new text a reference must hold for `pick`, or why it cannot be written.
-fn new_value(
-    current: &str,
-    found: &Found,
-    watched: &Watched,
-    pick: &Pick,
-) -> Result<String, String> {
-    let needs_digest = || {
-        format!(
-            "the reference pins a digest, and the pick {} of policy `{}` has none",
-            pick.tag, found.policy
-        )
-    };
-    match found.part {
-        Part::Full => {
-            let name = found
-                .name_as_written
-                .clone()
-                .unwrap_or_else(|| watched.image_text.clone());
-            let had_digest = current.contains('@');
-            match (&pick.digest, had_digest) {
-                (Some(d), _) => Ok(format!("{name}:{}@{d}", pick.tag)),
-                (None, true) => Err(needs_digest()),
-                (None, false) => Ok(format!("{name}:{}", pick.tag)),
-            }
-        }
-        Part::Tag => Ok(pick.tag.clone()),
-        Part::TagOrTagDigest => match (current.contains('@'), &pick.digest) {
-            (true, Some(d)) => Ok(format!("{}@{d}", pick.tag)),
-            (true, None) => Err(needs_digest()),
-            (false, _) => Ok(pick.tag.clone()),
-        },
-        Part::Digest => pick.digest.clone().ok_or_else(|| {
-            format!(
-                "the reference holds a digest, and the pick {} of policy `{}` has none",
-                pick.tag, found.policy
-            )
-        }),
-        Part::Name => Ok(watched.image_text.clone()),
-    }
-}
-
-struct Splice {
-    start: usize,
-    end: usize,
-    text: String,
-    event: usize,
-    value: String,
-}
-
-fn plan_file(
-    file: &ScannedFile,
-    watched: &[Watched],
-    picks: &HashMap<String, Pick>,
-) -> Result<Option<FileChange>, Note> {
-    let mut splices: Vec<Splice> = Vec::new();
-    let mut edits = Vec::new();
-    for found in &file.found {
-        let (Some(pick), Some(w)) = (
-            picks.get(&found.policy),
-            watched.iter().find(|w| w.policy == found.policy),
-        ) else {
-            continue;
-        };
-        let Some(scalar) = file.tree.scalar(found.node) else {
-            continue;
-        };
-        let line = file.tree.node(found.node).line;
-        let value = new_value(&scalar.value, found, w, pick)
-            .map_err(|m| note(&file.rel, line, &format!("{m}; file left alone")))?;
-        if value == scalar.value {
-            continue;
-        }
-        if scalar.style == Style::Block {
-            return Err(note(
-                &file.rel,
-                line,
-                "the value is a block scalar, which tidewatch does not rewrite; file left alone",
-            ));
-        }
-        if splices.iter().any(|s| s.start == scalar.start) {
-            continue;
-        }
-        splices.push(Splice {
-            start: scalar.start,
-            end: scalar.end,
-            text: quote::render(&value, scalar.style),
-            event: scalar.event,
-            value: value.clone(),
-        });
-        edits.push(Edit {
-            file: file.rel.clone(),
-            line,
-            kind: found.kind,
-            policy: found.policy.clone(),
-            old: scalar.value.clone(),
-            new: value,
-        });
-    }
-    if splices.is_empty() {
-        return Ok(None);
-    }
-    splices.sort_by_key(|s| s.start);
-    let mut body = String::with_capacity(file.text.len() + 64);
-    let mut at = 0;
-    for s in &splices {
-        if s.start < at {
-            return Err(note(&file.rel, 0, "two edits overlap; file left alone"));
-        }
-        body.push_str(&file.text[at..s.start]);
-        body.push_str(&s.text);
-        at = s.end;
-    }
-    body.push_str(&file.text[at..]);
-    verify(file, &body, &splices)?;
-    let updated = if file.bom {
-        format!("\u{feff}{body}")
-    } else {
-        body
-    };
-    let original = if file.bom {
-        format!("\u{feff}{}", file.text)
-    } else {
-        file.text.clone()
-    };
-    edits.sort_by_key(|e| e.line);
-    Ok(Some(FileChange {
-        file: file.rel.clone(),
-        original,
-        updated,
-        edits,
-    }))
-}
-
-/// The edited text must parse to the same event stream as the original,
-/// except for the edited scalars, which must hold exactly the new values.
-fn verify(file: &ScannedFile, updated: &str, splices: &[Splice]) -> Result<(), Note> {
-    let refuse = |line: usize, why: &str| {
-        note(
-            &file.rel,
-            line,
-            &format!("edit refused: {why}; file left alone"),
-        )
-    };
-    let tree = Tree::parse(updated).map_err(|e| {
-        refuse(
-            e.line,
-            &format!("the result would not parse ({})", e.message),
-        )
-    })?;
-    let expected: HashMap<usize, &str> = splices
-        .iter()
-        .map(|s| (s.event, s.value.as_str()))
-        .collect();
-    if tree.signature.len() != file.tree.signature.len() {
-        return Err(refuse(
-            0,
-            "the result's structure differs from the original",
-        ));
-    }
-    for (i, (before, after)) in file.tree.signature.iter().zip(&tree.signature).enumerate() {
-        let ok = match (expected.get(&i), before, after) {
-            (
-                Some(value),
-                Signature::Scalar {
-                    anchor: a1,
-                    tag: t1,
-                    ..
-                },
-                Signature::Scalar {
-                    value: v2,
-                    anchor: a2,
-                    tag: t2,
-                    ..
-                },
-            ) => v2 == value && a1 == a2 && t1 == t2,
-            (None, b, a) => b == a,
-            _ => false,
-        };
-        if !ok {
-            let line = file.tree.event_lines.get(i).copied().unwrap_or(0);
-            return Err(refuse(
-                line,
-                "the result changes more than the intended values",
-            ));
-        }
-    }
-    Ok(())
-}
-
 impl Plan {
     pub fn is_empty(&self) -> bool {
         self.changes.is_empty()
@@ -551,104 +365,9 @@ impl Plan {
     }
 }
 
-/// Regular YAML files under the given paths, with symlinks followed only
-/// while they stay inside the repository, and files over `cap` noted.
-fn files_in_scope(
-    root: &Path,
-    paths: &[String],
-    cap: u64,
-    notes: &mut Vec<Note>,
-) -> Vec<(PathBuf, String)> {
-    let Ok(canonical_root) = root.canonicalize() else {
-        notes.push(note(
-            &root.display().to_string(),
-            0,
-            "repository root cannot be read",
-        ));
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    let mut seen = HashSet::new();
-    let mut stack: Vec<PathBuf> = paths
-        .iter()
-        .map(|p| root.join(p.trim_start_matches("./")))
-        .collect();
-    while let Some(path) = stack.pop() {
-        let rel = path
-            .strip_prefix(root)
-            .unwrap_or(&path)
-            .to_string_lossy()
-            .replace('\\', "/");
-        let Ok(meta) = std::fs::symlink_metadata(&path) else {
-            notes.push(note(&rel, 0, "does not exist; skipped"));
-            continue;
-        };
-        // Walking from the root by name, only a symlink can lead outside
-        // (config validation refuses `..`), so only links are resolved: a
-        // `canonicalize` per file costs more than reading the file. A link
-        // inside the repository is replaced by the real path it names, so
-        // a file is seen once and an edit never replaces a link by a file.
-        if meta.file_type().is_symlink() {
-            match path.canonicalize() {
-                Ok(real) if real.starts_with(&canonical_root) => {
-                    let inside = real.strip_prefix(&canonical_root).unwrap_or(&real);
-                    stack.push(root.join(inside));
-                }
-                _ => notes.push(note(
-                    &rel,
-                    0,
-                    "is a link leading out of the repository; skipped",
-                )),
-            }
-            continue;
-        }
-        if !seen.insert(rel.clone()) {
-            continue;
-        }
-        if meta.is_dir() {
-            if path.file_name().is_some_and(|n| n == ".git") {
-                continue;
-            }
-            if let Ok(entries) = std::fs::read_dir(&path) {
-                let mut children: Vec<PathBuf> =
-                    entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-                children.sort();
-                stack.extend(children.into_iter().rev());
-            }
-        } else if meta.is_file() {
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            let yaml = name.ends_with(".yaml") || name.ends_with(".yml") || name == "Kustomization";
-            if !yaml {
-                continue;
-            }
-            if meta.len() > cap {
-                notes.push(note(
-                    &rel,
-                    0,
-                    &format!("is larger than {} KiB; skipped", cap / 1024),
-                ));
-                continue;
-            }
-            out.push((path, rel));
-        }
-    }
-    out.sort_by(|a, b| a.1.cmp(&b.1));
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn scanned(text: &str) -> ScannedFile {
-        ScannedFile {
-            rel: "f.yaml".into(),
-            bom: false,
-            text: text.into(),
-            tree: Tree::parse(text).unwrap(),
-            found: Vec::new(),
-        }
-    }
 
     #[test]
     fn versions_of_written_values() {
@@ -660,38 +379,5 @@ mod tests {
         );
         assert_eq!(version_of("1.2.0"), "1.2.0");
         assert_eq!(version_of("v2"), "v2");
-    }
-
-    #[test]
-    fn verification_refuses_a_result_that_changes_structure() {
-        let file = scanned("a: 1.0.0\nb: keep\n");
-        let scalar = file.tree.nodes.iter().find_map(|n| match &n.kind {
-            tree::NodeKind::Scalar(s) if s.value == "1.0.0" => Some(s.clone()),
-            _ => None,
-        });
-        let s = scalar.unwrap();
-        let splice = |text: &str, value: &str| Splice {
-            start: s.start,
-            end: s.end,
-            text: text.into(),
-            event: s.event,
-            value: value.into(),
-        };
-        // A raw value that smuggles in a new key.
-        let bad = "a: 2.0.0\nc: extra\nb: keep\n";
-        let err = verify(&file, bad, &[splice("2.0.0\nc: extra", "2.0.0")]).unwrap_err();
-        assert!(err.message.contains("edit refused"), "{err}");
-        // A value that reads back as something else than intended.
-        let err = verify(&file, "a: 2.0\nb: keep\n", &[splice("2.0", "2.0.0")]).unwrap_err();
-        assert!(
-            err.message
-                .contains("changes more than the intended values"),
-            "{err}"
-        );
-        // A neighbour that changed too.
-        let err = verify(&file, "a: 2.0.0\nb: kept\n", &[splice("2.0.0", "2.0.0")]).unwrap_err();
-        assert_eq!(err.line, 2, "the changed neighbour is on line 2");
-        // The intended edit alone passes.
-        verify(&file, "a: 2.0.0\nb: keep\n", &[splice("2.0.0", "2.0.0")]).unwrap();
     }
 }

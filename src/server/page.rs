@@ -6,6 +6,7 @@ use std::fmt::Write;
 
 use crate::config::Config;
 use crate::engine::{CycleReport, EngineError, Outcome};
+use crate::forge::Decline;
 
 const RECENT_COMMITS: usize = 20;
 
@@ -21,8 +22,10 @@ struct PolicyStatus {
 #[derive(Debug)]
 pub struct Status {
     policies: BTreeMap<String, PolicyStatus>,
-    /// head branch → (PR number, update)
-    open_prs: BTreeMap<String, (u64, String)>,
+    /// head branch → (PR number, update, what tidewatch did with it)
+    open_prs: BTreeMap<String, (u64, String, String)>,
+    /// head branch (or update) → declined versions in force
+    declines: BTreeMap<String, Vec<Decline>>,
     commits: VecDeque<(jiff::Timestamp, String, String, String)>,
     last_cycle_error: Option<String>,
 }
@@ -44,6 +47,7 @@ impl Status {
                 })
                 .collect(),
             open_prs: BTreeMap::new(),
+            declines: BTreeMap::new(),
             commits: VecDeque::new(),
             last_cycle_error: None,
         }
@@ -71,13 +75,19 @@ impl Status {
                 return;
             }
         };
-        for policy in due {
+        for policy in &report.scanned {
             if let Some(p) = self.policies.get_mut(policy) {
                 p.last_scan = Some(now);
                 p.last_error = report.scan_errors.get(policy).cloned();
             }
         }
         for update in &report.updates {
+            let key = update.head.clone().unwrap_or_else(|| update.update.clone());
+            if update.declines.is_empty() {
+                self.declines.remove(&key);
+            } else {
+                self.declines.insert(key, update.declines.clone());
+            }
             // After a direct commit, Git holds the pick.
             let committed = matches!(
                 update.outcome,
@@ -107,8 +117,21 @@ impl Status {
                 Outcome::PullRequestOpened { number, head }
                 | Outcome::PullRequestUpdated { number, head }
                 | Outcome::PullRequestUnchanged { number, head } => {
-                    self.open_prs
-                        .insert(head.clone(), (*number, update.update.clone()));
+                    self.open_prs.insert(
+                        head.clone(),
+                        (*number, update.update.clone(), update.outcome.describe()),
+                    );
+                }
+                Outcome::Held {
+                    number: Some(number),
+                    ..
+                } => {
+                    if let Some(head) = &update.head {
+                        self.open_prs.insert(
+                            head.clone(),
+                            (*number, update.update.clone(), update.outcome.describe()),
+                        );
+                    }
                 }
                 Outcome::PullRequestClosed { head, .. } => {
                     self.open_prs.remove(head);
@@ -189,15 +212,36 @@ th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid #ddd;vertical
             html.push_str("<p class=\"muted\">None.</p>");
         } else {
             html.push_str(
-                "<table><thead><tr><th>PR</th><th>Update</th><th>Head</th></tr></thead><tbody>",
+                "<table><thead><tr><th>PR</th><th>Update</th><th>Head</th><th>Last cycle</th></tr></thead><tbody>",
             );
-            for (head, (number, update)) in &self.open_prs {
+            for (head, (number, update, state)) in &self.open_prs {
                 let _ = write!(
                     html,
-                    "<tr><td data-label=\"PR\">#{number}</td><td data-label=\"Update\">{}</td><td data-label=\"Head\">{}</td></tr>",
+                    "<tr><td data-label=\"PR\">#{number}</td><td data-label=\"Update\">{}</td><td data-label=\"Head\">{}</td><td data-label=\"Last cycle\">{}</td></tr>",
                     escape(update),
-                    escape(head)
+                    escape(head),
+                    escape(state)
                 );
+            }
+            html.push_str("</tbody></table>");
+        }
+        html.push_str("<h2>Declined versions</h2>");
+        if self.declines.is_empty() {
+            html.push_str("<p class=\"muted\">None.</p>");
+        } else {
+            html.push_str("<table><thead><tr><th>Head</th><th>Policy</th><th>Version</th><th>PR</th><th>Closed</th></tr></thead><tbody>");
+            for (head, declines) in &self.declines {
+                for d in declines {
+                    let _ = write!(
+                        html,
+                        "<tr><td data-label=\"Head\">{}</td><td data-label=\"Policy\">{}</td><td data-label=\"Version\"><code>{}</code></td><td data-label=\"PR\">#{}</td><td data-label=\"Closed\">{}</td></tr>",
+                        escape(head),
+                        escape(&d.policy),
+                        escape(&d.version),
+                        d.number,
+                        escape(d.closed_at.as_deref().unwrap_or("—"))
+                    );
+                }
             }
             html.push_str("</tbody></table>");
         }
@@ -228,4 +272,53 @@ fn escape(text: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::UpdateReport;
+
+    #[test]
+    fn declines_and_holds_are_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("p.yaml");
+        std::fs::write(
+            &file,
+            "repository: { url: 'file:///x' }\nimages:\n  - { name: app, image: ghcr.io/acme/app }\nupdates:\n  - { name: prod, paths: [envs], pullRequest: {} }\n",
+        )
+        .unwrap();
+        let config = Config::load(&file).unwrap();
+        let mut status = Status::new(&config);
+        let report = CycleReport {
+            updates: vec![UpdateReport {
+                update: "prod".into(),
+                head: Some("tidewatch/prod".into()),
+                changes: Vec::new(),
+                outcome: Outcome::Held {
+                    number: Some(9),
+                    reason: "policy app is unknown (registry down)".into(),
+                },
+                notes: Vec::new(),
+                diff: String::new(),
+                current: BTreeMap::new(),
+                picks: BTreeMap::new(),
+                declines: vec![Decline {
+                    policy: "app".into(),
+                    version: "1.2.0".into(),
+                    number: 3,
+                    closed_at: Some("2026-11-30T10:00:00Z".into()),
+                }],
+                intent: String::new(),
+            }],
+            ..CycleReport::default()
+        };
+        status.record_cycle(&HashSet::new(), &Ok(report));
+        let html = status.render();
+        assert!(html.contains("<code>1.2.0</code></td><td data-label=\"PR\">#3</td><td data-label=\"Closed\">2026-11-30T10:00:00Z"), "{html}");
+        assert!(
+            html.contains("held PR #9 as it is: policy app is unknown (registry down)"),
+            "{html}"
+        );
+    }
 }

@@ -109,6 +109,8 @@ struct Inner {
     /// Pending secondary-rate-limit answers, each with its `Retry-After`.
     rate_limits: VecDeque<Option<u64>>,
     max_per_page: usize,
+    /// While set, every request is answered with this status (an outage).
+    outage: Option<u16>,
 }
 
 struct Reply {
@@ -216,6 +218,7 @@ impl FakeGitHub {
             writes: 0,
             rate_limits: VecDeque::new(),
             max_per_page: 100,
+            outage: None,
         }));
         let router = Router::new().fallback(handle).with_state(shared.clone());
         let server = tokio::spawn(async move {
@@ -289,6 +292,12 @@ impl FakeGitHub {
         for _ in 0..count {
             inner.rate_limits.push_back(retry_after);
         }
+    }
+
+    /// An outage: while `Some(status)`, every request is answered with that
+    /// status and GitHub's JSON error body (`None` ends it).
+    pub fn set_outage(&self, status: Option<u16>) {
+        self.lock().outage = status;
     }
 
     /// Lower the largest page of pull requests served (GitHub's is 100).
@@ -373,6 +382,12 @@ async fn handle(
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     let path = uri.path().to_string();
+    if let Some(status) = inner.outage {
+        inner
+            .requests
+            .push((method.as_str().to_string(), path, status));
+        return Reply::message(status, "Service Unavailable");
+    }
     let reply = inner.route(
         method.as_str(),
         &path,
