@@ -87,22 +87,10 @@ fn webhook_auth(config: &Config) -> Result<Option<Authentication>, ServerError> 
         .map(|s| s.item.clone())
         .unwrap_or_default();
     if let Some(source) = &server.webhook_secret {
-        let value = match (&source.env, &source.file) {
-            (Some(var), _) => std::env::var(var).map_err(|_| {
-                ServerError::Config(format!("the webhook secret variable {var} is not set"))
-            })?,
-            (None, Some(path)) => std::fs::read_to_string(path).map_err(|e| {
-                ServerError::Config(format!("cannot read the webhook secret from {path}: {e}"))
-            })?,
-            (None, None) => {
-                return Err(ServerError::Config(
-                    "server.webhookSecret names neither env nor file".into(),
-                ))
-            }
-        };
-        return Ok(Some(Authentication::Secret(crate::secret::Secret::new(
-            value.trim().to_string(),
-        ))));
+        let secret = source
+            .read("webhook secret")
+            .map_err(|e| ServerError::Config(e.to_string()))?;
+        return Ok(Some(Authentication::Secret(secret)));
     }
     // No secret: webhooks are refused unless explicitly opened.
     Ok(server
