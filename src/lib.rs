@@ -20,4 +20,5 @@ pub mod retry;
 pub mod schedule;
 pub mod secret;
 pub mod server;
+pub mod timeouts;
 pub mod webhook;

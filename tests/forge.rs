@@ -102,6 +102,7 @@ fn options(fake: &FakeGitHub, auth: GitHubAuth) -> ForgeOptions {
         owner: OWNER.into(),
         repo: REPO.into(),
         auth,
+        timeout: Duration::from_secs(10),
     }
 }
 
@@ -697,6 +698,7 @@ async fn an_unreachable_api_is_a_transport_error_naming_it() {
         owner: OWNER.into(),
         repo: REPO.into(),
         auth: GitHubAuth::Token(Secret::new(TOKEN)),
+        timeout: Duration::from_secs(10),
     })
     .await
     .expect_err("nothing listens there");
@@ -710,6 +712,7 @@ async fn an_unreachable_api_is_a_transport_error_naming_it() {
         owner: OWNER.into(),
         repo: REPO.into(),
         auth: GitHubAuth::Token(Secret::new(TOKEN)),
+        timeout: Duration::from_secs(10),
     })
     .await
     .expect_err("not an http(s) URL");

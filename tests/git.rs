@@ -199,7 +199,8 @@ fn clone_edit_commit_and_push_over_a_file_url() {
         GitStats {
             clones: 1,
             fetches: 0,
-            pushes: 0
+            pushes: 0,
+            reclones: 0
         }
     );
     assert_eq!(ws.path(), remote.workdir("work"));
@@ -227,7 +228,8 @@ fn clone_edit_commit_and_push_over_a_file_url() {
         GitStats {
             clones: 1,
             fetches: 0,
-            pushes: 1
+            pushes: 1,
+            reclones: 0
         }
     );
 
@@ -286,22 +288,37 @@ fn plain_path_remote_is_reused_and_a_foreign_workdir_is_refused() {
     );
     drop(ws);
 
-    // The same work dir for another remote: refused, nothing deleted.
+    // The same work dir, made by tidewatch, for another remote: it is
+    // tidewatch's own clone, so it is thrown away and cloned afresh.
     let other = Remote::new();
-    let err = Workspace::open(WorkspaceOptions {
+    let ws = Workspace::open(WorkspaceOptions {
         workdir: Some(remote.workdir("work")),
+        ..WorkspaceOptions::new(other.file_url())
+    })
+    .unwrap();
+    assert_eq!((ws.stats().clones, ws.stats().reclones), (1, 1));
+    drop(ws);
+
+    // A clone that tidewatch did not make, of another remote: refused,
+    // nothing deleted.
+    let foreign = remote.workdir("foreign");
+    git(
+        remote.tmp.path(),
+        &["clone", "-q", &url, foreign.to_str().unwrap()],
+    );
+    let err = Workspace::open(WorkspaceOptions {
+        workdir: Some(foreign.clone()),
         ..WorkspaceOptions::new(other.file_url())
     })
     .unwrap_err();
     assert!(matches!(err, GitError::OriginMismatch { .. }), "{err:?}");
     let message = err.to_string();
     assert!(
-        message.contains(&remote.workdir("work").display().to_string()),
+        message.contains(&foreign.display().to_string()),
         "{message}"
     );
-    assert!(message.contains(&url), "{message}");
     assert!(message.contains(&other.file_url()), "{message}");
-    assert!(remote.workdir("work").join(APP).exists());
+    assert!(foreign.join(APP).exists());
 
     // A non-empty directory that is no clone: refused, left alone.
     write(&remote.workdir("occupied").join("keep.txt"), "mine\n");
@@ -414,7 +431,8 @@ fn a_cycle_with_nothing_to_change_fetches_once_and_does_not_clone_commit_or_push
         GitStats {
             clones: 1,
             fetches: 1,
-            pushes: 1
+            pushes: 1,
+            reclones: 0
         }
     );
     drop(first);
@@ -429,7 +447,8 @@ fn a_cycle_with_nothing_to_change_fetches_once_and_does_not_clone_commit_or_push
         GitStats {
             clones: 0,
             fetches: 1,
-            pushes: 0
+            pushes: 0,
+            reclones: 0
         }
     );
     assert_eq!(remote.head("main"), oid.to_string());
@@ -448,7 +467,8 @@ fn a_cycle_with_nothing_to_change_fetches_once_and_does_not_clone_commit_or_push
         GitStats {
             clones: 0,
             fetches: 2,
-            pushes: 0
+            pushes: 0,
+            reclones: 0
         }
     );
     assert_eq!(remote.head("main"), oid.to_string());
@@ -486,7 +506,8 @@ fn a_human_push_between_fetch_and_push_is_kept_and_the_update_redone_on_top() {
         GitStats {
             clones: 1,
             fetches: 2,
-            pushes: 2
+            pushes: 2,
+            reclones: 0
         }
     );
     assert!(
@@ -827,7 +848,8 @@ async fn smart_http_with_a_token_clones_fetches_and_pushes() {
         GitStats {
             clones: 1,
             fetches: 1,
-            pushes: 1
+            pushes: 1,
+            reclones: 0
         }
     );
     assert_eq!(remote.head("main"), oid.to_string());
@@ -863,7 +885,8 @@ async fn smart_http_with_a_token_clones_fetches_and_pushes() {
         GitStats {
             clones: 0,
             fetches: 1,
-            pushes: 0
+            pushes: 0,
+            reclones: 0
         }
     );
 }
@@ -955,7 +978,8 @@ async fn shallow_fetch_over_http() {
             GitStats {
                 clones: 0,
                 fetches: 1,
-                pushes: 1
+                pushes: 1,
+                reclones: 0
             }
         );
         outcome

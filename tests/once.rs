@@ -118,6 +118,7 @@ updates:
             workdir: Some(self.workdir.clone()),
             dry_run,
             only_policies: None,
+            deadline: None,
         };
         engine::once(&config, &options)
             .await

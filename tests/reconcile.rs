@@ -146,6 +146,7 @@ updates:
             workdir: Some(self.dir.path().join("work")),
             dry_run: false,
             only_policies: None,
+            deadline: None,
         };
         self.engine
             .cycle(&config, &options)

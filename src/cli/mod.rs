@@ -29,6 +29,32 @@ pub fn load_config(path: &Path) -> Option<Config> {
     }
 }
 
+/// Sets libgit2's process-wide timeouts from the config; must run before
+/// the async runtime starts any thread (see `git::configure_process`).
+pub fn configure_git(config: &Config) -> bool {
+    let io = tidewatch::timeouts::from_seconds(
+        config.repository.as_ref().and_then(|r| r.timeout_seconds),
+        tidewatch::timeouts::GIT_IO,
+    );
+    match tidewatch::git::configure_process(tidewatch::timeouts::GIT_CONNECT, io) {
+        Ok(()) => true,
+        Err(e) => {
+            eprintln!("error: {e}");
+            false
+        }
+    }
+}
+
+/// The deadline of one cycle (`server.cycleTimeout`, default 10 minutes).
+pub fn cycle_timeout(config: &Config) -> std::time::Duration {
+    config
+        .server
+        .as_ref()
+        .and_then(|s| s.cycle_timeout.as_deref())
+        .and_then(|t| tidewatch::duration::parse(t).ok())
+        .unwrap_or(tidewatch::timeouts::CYCLE)
+}
+
 /// A multi-threaded runtime (git2 work runs in `block_in_place`, which
 /// needs one), or the error printed and `None`.
 pub fn runtime() -> Option<tokio::runtime::Runtime> {

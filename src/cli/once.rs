@@ -26,6 +26,9 @@ pub fn run(args: &OnceArgs) -> ExitCode {
     let Some(config) = super::load_config(&args.config) else {
         return ExitCode::from(2);
     };
+    if !super::configure_git(&config) {
+        return ExitCode::from(2);
+    }
     let Some(runtime) = super::runtime() else {
         return ExitCode::from(2);
     };
@@ -33,6 +36,7 @@ pub fn run(args: &OnceArgs) -> ExitCode {
         workdir: args.workdir.clone(),
         dry_run: args.dry_run,
         only_policies: None,
+        deadline: Some(std::time::Instant::now() + super::cycle_timeout(&config)),
     };
     let report = match runtime.block_on(engine::once(&config, &options)) {
         Ok(r) => r,

@@ -25,12 +25,16 @@ pub fn run(args: &RunArgs) -> ExitCode {
     let Some(config) = super::load_config(&args.config) else {
         return ExitCode::FAILURE;
     };
+    if !super::configure_git(&config) {
+        return ExitCode::FAILURE;
+    }
     let Some(runtime) = super::runtime() else {
         return ExitCode::FAILURE;
     };
     let options = ServerOptions {
         listen: args.listen,
         workdir: args.workdir.clone(),
+        cycle_timeout: super::cycle_timeout(&config),
     };
     match runtime.block_on(server::run(config, options)) {
         Ok(()) => ExitCode::SUCCESS,

@@ -45,6 +45,10 @@ pub struct Server {
     /// refused when no secret is set and this is not turned on.
     #[serde(default)]
     pub allow_unauthenticated_webhooks: bool,
+    /// The deadline of one cycle, e.g. `10m` (the default). A cycle still
+    /// running at its deadline is abandoned: nothing is pushed after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cycle_timeout: Option<String>,
 }
 
 /// The environment repository.
@@ -72,6 +76,10 @@ pub struct Repository {
     /// Ignored for `file://` and local paths, which libgit2 cannot fetch shallowly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub depth: Option<u32>,
+    /// A git remote silent for this many seconds fails the operation
+    /// (default 60; libgit2's per-read/write timeout, for HTTP(S), SSH and git://).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<f64>,
 }
 
 /// GitHub API settings for pull requests.
@@ -91,6 +99,9 @@ pub struct GitHub {
     /// Authenticate as a GitHub App installation instead of a token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app: Option<GitHubApp>,
+    /// One API request's timeout, in seconds (default 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<f64>,
 }
 
 /// A GitHub App installation.

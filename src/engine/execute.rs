@@ -22,6 +22,7 @@ pub(super) struct Executor<'a> {
     pub config: &'a Config,
     pub author: &'a Identity,
     pub workspace: &'a mut WorkspaceHandle,
+    pub deadline: Option<std::time::Instant>,
 }
 
 impl Executor<'_> {
@@ -50,6 +51,16 @@ impl Executor<'_> {
     }
 
     async fn outcome(&mut self, update: &Update, intent: &Intent) -> Result<Outcome, EngineError> {
+        let writes = !matches!(intent, Intent::Nothing | Intent::Fail { .. });
+        if writes
+            && self
+                .deadline
+                .is_some_and(|d| std::time::Instant::now() >= d)
+        {
+            return Ok(Outcome::Failed {
+                error: "the cycle's deadline passed before this update was delivered; nothing was written for it, the next cycle tries again".into(),
+            });
+        }
         match intent {
             Intent::Nothing => Ok(Outcome::UpToDate),
             Intent::Fail { error } => Ok(Outcome::Failed {

@@ -36,7 +36,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::config::Config;
 use crate::forge::{Forge, ForgeError};
-use crate::git::GitError;
+use crate::git::{GitError, WorkdirLock};
 use crate::registry::Client;
 use crate::secret::SecretError;
 
@@ -61,6 +61,9 @@ pub struct OnceOptions {
     /// Scan only these policies at the registry (the service's due ones);
     /// the others carry their last known observation. `None` scans all.
     pub only_policies: Option<HashSet<String>>,
+    /// The cycle's deadline: no push starts after it, and git transfers
+    /// still running are abandoned.
+    pub deadline: Option<std::time::Instant>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +80,8 @@ pub enum EngineError {
     Forge(Box<ForgeError>),
     #[error("{0}")]
     Task(String),
+    #[error("a git operation of an earlier cycle (abandoned at its deadline) is still running on the work directory; this cycle is skipped and the next one tries again")]
+    Busy,
 }
 
 impl From<ForgeError> for EngineError {
@@ -92,6 +97,10 @@ pub struct Engine {
     client: Arc<Client>,
     forge: tokio::sync::Mutex<Option<Arc<dyn Forge>>>,
     memory: Mutex<HashMap<String, Arc<Seen>>>,
+    /// Taken by every cycle's git work (see `workspace.rs`).
+    git_gate: Arc<tokio::sync::Mutex<()>>,
+    /// The work directory's process lock, taken by the first cycle.
+    workdir_lock: Mutex<Option<WorkdirLock>>,
 }
 
 impl Engine {
@@ -100,7 +109,38 @@ impl Engine {
             client,
             forge: tokio::sync::Mutex::new(None),
             memory: Mutex::new(HashMap::new()),
+            git_gate: Arc::new(tokio::sync::Mutex::new(())),
+            workdir_lock: Mutex::new(None),
         }
+    }
+
+    /// Takes the work directory's exclusive lock (idempotent), so that a
+    /// second process on the same directory is refused with a clear error.
+    pub fn lock_workdir(
+        &self,
+        config: &Config,
+        workdir: Option<PathBuf>,
+    ) -> Result<(), EngineError> {
+        let mut held = self.workdir_lock.lock().unwrap_or_else(|p| p.into_inner());
+        if held.is_some() {
+            return Ok(());
+        }
+        let repository = config
+            .repository
+            .as_ref()
+            .ok_or(EngineError::NoRepository)?;
+        let path = crate::git::WorkspaceOptions {
+            workdir,
+            ..crate::git::WorkspaceOptions::new(repository.url.clone())
+        }
+        .resolved_workdir()?;
+        *held = Some(WorkdirLock::acquire(&path)?);
+        Ok(())
+    }
+
+    /// True while a git task (possibly of an abandoned cycle) is running.
+    pub fn git_busy(&self) -> bool {
+        self.git_gate.try_lock().is_err()
     }
 
     /// The registry client.
@@ -174,8 +214,15 @@ impl Engine {
             }
         }
 
-        let options_git = setup::workspace_options(repository, options.workdir.clone())?;
-        let mut workspace = match WorkspaceHandle::open(options_git).await {
+        self.lock_workdir(config, options.workdir.clone())?;
+        let gate = self
+            .git_gate
+            .clone()
+            .try_lock_owned()
+            .map_err(|_| EngineError::Busy)?;
+        let mut options_git = setup::workspace_options(repository, options.workdir.clone())?;
+        options_git.deadline = options.deadline;
+        let mut workspace = match WorkspaceHandle::open(options_git, gate).await {
             Ok(workspace) => workspace,
             Err(error) => {
                 report.error = Some(error.to_string());
@@ -215,6 +262,7 @@ impl Engine {
                 config,
                 author: &author,
                 workspace: &mut workspace,
+                deadline: options.deadline,
             }
             .run(plans)
             .await

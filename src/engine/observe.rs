@@ -130,7 +130,16 @@ pub(super) async fn files(
             let mut files: Vec<Option<Result<FilesView, String>>> =
                 (0..updates.len()).map(|_| None).collect();
             for (branch, indexes) in &by_branch {
-                match ws.reset_to(branch, branch) {
+                let reset = ws.reset_to(branch, branch).or_else(|error| {
+                    if !error.is_local_breakage() {
+                        return Err(error);
+                    }
+                    // The clone itself is broken (say, a lost object):
+                    // clone afresh once and read the branch again.
+                    ws.reclone(&error)?;
+                    ws.reset_to(branch, branch)
+                });
+                match reset {
                     Ok(tip) => {
                         for &index in indexes {
                             let scan = scopes[index].scan(ws.path(), &updates[index]);

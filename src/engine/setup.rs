@@ -49,10 +49,7 @@ pub fn host_settings(r: &RegistrySettings) -> HostSettings {
         page_budget: r.page_budget.unwrap_or(defaults.page_budget),
         // Validation keeps timeouts within range; an out-of-range value
         // that slipped through falls back to the default instead of panicking.
-        timeout: r
-            .timeout_seconds
-            .and_then(|s| std::time::Duration::try_from_secs_f64(s).ok())
-            .unwrap_or(defaults.timeout),
+        timeout: crate::timeouts::from_seconds(r.timeout_seconds, defaults.timeout),
         max_attempts: r.max_attempts.unwrap_or(defaults.max_attempts),
         ..defaults
     }
@@ -152,6 +149,10 @@ pub async fn connect_forge(repository: &Repository) -> Result<Arc<dyn Forge>, En
         owner: owner.to_string(),
         repo: repo.to_string(),
         auth,
+        timeout: crate::timeouts::from_seconds(
+            github.timeout_seconds,
+            crate::timeouts::FORGE_REQUEST,
+        ),
     })
     .await?;
     Ok(Arc::new(forge))

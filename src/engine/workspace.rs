@@ -4,6 +4,15 @@
 //! [`WorkspaceHandle::run`], which moves the workspace onto a blocking
 //! thread (`spawn_blocking`) and back. The async workers, which also serve
 //! `/healthz`, never wait on git.
+//!
+//! Every blocking task also holds the engine's git gate (shared through an
+//! `Arc`). A cycle abandoned at its deadline stops awaiting its git task,
+//! but the task itself runs on until libgit2 returns; the gate stays taken
+//! until then, so the next cycle never touches the clone while it is in use.
+
+use std::sync::Arc;
+
+use tokio::sync::OwnedMutexGuard;
 
 use crate::git::{GitStats, Workspace, WorkspaceOptions};
 
@@ -14,12 +23,20 @@ pub struct WorkspaceHandle {
     /// not); it is never contended: `run` takes `&mut self`.
     inner: std::sync::Mutex<Option<Workspace>>,
     stats: GitStats,
+    gate: Arc<OwnedMutexGuard<()>>,
 }
 
 impl WorkspaceHandle {
-    /// Opens (cloning if needed) and fetches.
-    pub async fn open(options: WorkspaceOptions) -> Result<WorkspaceHandle, EngineError> {
+    /// Opens (cloning, or re-cloning an unusable clone, if needed) and
+    /// fetches, holding `gate` until the last git task of the cycle ends.
+    pub async fn open(
+        options: WorkspaceOptions,
+        gate: OwnedMutexGuard<()>,
+    ) -> Result<WorkspaceHandle, EngineError> {
+        let gate = Arc::new(gate);
+        let held = gate.clone();
         let workspace = tokio::task::spawn_blocking(move || {
+            let _held = held;
             let mut workspace = Workspace::open(options)?;
             workspace.fetch()?;
             Ok::<_, EngineError>(workspace)
@@ -29,6 +46,7 @@ impl WorkspaceHandle {
         Ok(WorkspaceHandle {
             stats: workspace.stats(),
             inner: std::sync::Mutex::new(Some(workspace)),
+            gate,
         })
     }
 
@@ -44,7 +62,9 @@ impl WorkspaceHandle {
         let mut workspace = slot.take().ok_or_else(|| {
             EngineError::Task("the git workspace was lost earlier in this cycle".into())
         })?;
+        let held = self.gate.clone();
         let (workspace, result) = tokio::task::spawn_blocking(move || {
+            let _held = held;
             let result = work(&mut workspace);
             (workspace, result)
         })

@@ -23,8 +23,6 @@ mod error;
 mod failure;
 pub mod github;
 
-use std::time::Duration;
-
 pub use body::{
     declines, mark_closed_by_tidewatch, parse_body, render_body, Decline, PrChange, PrRecord,
     RecordedChange, CLOSED_BY_TIDEWATCH,
@@ -101,12 +99,6 @@ pub trait Forge: Send + Sync + std::fmt::Debug {
     /// Writing requests sent so far (each retry counted), for reports.
     fn write_calls(&self) -> u64;
 }
-
-/// The timeouts of every forge request, set in one place (see the README's
-/// "Timeouts" table).
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// A whole request, answer included.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Scrubs every known secret (of at least 4 characters) out of `text`.
 pub(crate) fn scrub(secrets: &[crate::secret::Secret], mut text: String) -> String {

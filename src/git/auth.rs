@@ -9,6 +9,7 @@
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use base64::Engine as _;
 use git2::{CertificateCheckStatus, Cred, CredentialType, RemoteCallbacks};
@@ -62,6 +63,8 @@ pub(crate) struct CallbackState {
     pub(crate) host_key_failure: Option<String>,
     /// `(refname, server status)` for every ref the server refused on push.
     pub(crate) rejections: Vec<(String, String)>,
+    /// Set when the transfer was aborted because the deadline passed.
+    pub(crate) deadline_passed: bool,
 }
 
 impl Auth {
@@ -128,12 +131,24 @@ impl Auth {
         }
     }
 
-    /// Callbacks for one fetch or push; `state` collects what happened.
+    /// Callbacks for one fetch or push; `state` collects what happened. A
+    /// transfer still running at `deadline` is aborted (libgit2 stops when a
+    /// progress callback says so), so no network operation outlives its cycle.
     pub(crate) fn callbacks<'a>(
         &'a self,
         state: &'a RefCell<CallbackState>,
+        deadline: Option<Instant>,
     ) -> RemoteCallbacks<'a> {
         let mut callbacks = RemoteCallbacks::new();
+        let within = move || {
+            let passed = deadline.is_some_and(|d| Instant::now() >= d);
+            if passed {
+                state.borrow_mut().deadline_passed = true;
+            }
+            !passed
+        };
+        callbacks.transfer_progress(move |_| within());
+        callbacks.sideband_progress(move |_| within());
         if self.transport == Transport::Local {
             return callbacks;
         }

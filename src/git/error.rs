@@ -153,10 +153,43 @@ pub enum GitError {
         last_reason: String,
     },
 
+    #[error("the cycle's deadline passed while trying to {operation} {url}; the operation was abandoned with nothing pushed, and the next cycle starts again from the remote (raise `server.cycleTimeout` if this repository is slow)")]
+    Deadline {
+        url: String,
+        operation: &'static str,
+    },
+
+    #[error("{url} did not answer in time while trying to {operation} ({detail}); check that the remote is reachable, or raise `repository.timeoutSeconds` if it is slow")]
+    Timeout {
+        url: String,
+        operation: &'static str,
+        detail: String,
+    },
+
+    #[error("cannot set up git: {detail}")]
+    Process { detail: String },
+
+    #[error("work directory {path} is in use by another tidewatch process (it holds the lock {lock}); two processes must not share a work directory: stop the other one or give this one another --workdir")]
+    Locked { path: PathBuf, lock: PathBuf },
+
     #[error("reading the local clone of {url} failed while trying to {operation}: {detail}; remove the work directory so tidewatch clones afresh")]
     Repository {
         url: String,
         operation: &'static str,
         detail: String,
     },
+}
+
+impl GitError {
+    /// True for failures of the local clone itself (not of the network or
+    /// the remote): a re-clone is the cure.
+    pub fn is_local_breakage(&self) -> bool {
+        matches!(
+            self,
+            GitError::Reset { .. }
+                | GitError::Repository { .. }
+                | GitError::Open { .. }
+                | GitError::Commit { .. }
+        )
+    }
 }

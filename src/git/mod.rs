@@ -40,6 +40,7 @@
 mod auth;
 mod error;
 mod history;
+mod lock;
 mod push;
 mod url;
 mod workspace;
@@ -57,6 +58,7 @@ use url::{RemoteUrl, Transport};
 
 pub use error::GitError;
 pub use history::ForeignCommit;
+pub use lock::WorkdirLock;
 pub use url::redact_url;
 
 /// The refspec every fetch uses: all branches, force-updated, pruned.
@@ -132,6 +134,8 @@ pub struct WorkspaceOptions {
     /// shallow fetches (and does not need them).
     pub depth: Option<i32>,
     pub retry: RetryPolicy,
+    /// Network operations still running at this instant are abandoned.
+    pub deadline: Option<std::time::Instant>,
 }
 
 impl WorkspaceOptions {
@@ -144,6 +148,21 @@ impl WorkspaceOptions {
             credentials: GitCredentials::default(),
             depth: None,
             retry: RetryPolicy::default(),
+            deadline: None,
+        }
+    }
+
+    /// The work directory these options use (explicit, or under the cache).
+    pub fn resolved_workdir(&self) -> Result<PathBuf, GitError> {
+        let url = RemoteUrl::parse(&self.url);
+        match &self.workdir {
+            Some(path) => Ok(path.clone()),
+            None => {
+                let root = url::cache_root().ok_or_else(|| GitError::NoCacheDir {
+                    url: url.display.clone(),
+                })?;
+                Ok(url::default_workdir(&root, &url.stored))
+            }
         }
     }
 }
@@ -156,6 +175,7 @@ impl std::fmt::Debug for WorkspaceOptions {
             .field("credentials", &self.credentials)
             .field("depth", &self.depth)
             .field("retry", &self.retry)
+            .field("deadline", &self.deadline)
             .finish()
     }
 }
@@ -169,6 +189,8 @@ pub struct GitStats {
     pub fetches: u32,
     /// Push attempts, rejected ones and branch deletions included.
     pub pushes: u32,
+    /// Work directories found unusable and cloned afresh.
+    pub reclones: u32,
 }
 
 /// The result of a push that reached the remote.
@@ -195,6 +217,8 @@ pub enum RetryOutcome {
 /// A clone of the environment repository; see the module docs.
 pub struct Workspace {
     repo: Repository,
+    /// Network operations are abandoned once this passes (the cycle's).
+    deadline: Option<std::time::Instant>,
     path: PathBuf,
     url: RemoteUrl,
     auth: Auth,
@@ -214,6 +238,33 @@ impl std::fmt::Debug for Workspace {
             .field("stats", &self.stats)
             .finish()
     }
+}
+
+/// Sets libgit2's process-wide network timeouts, and stops it reading the
+/// user's global, XDG and system git configuration (which could rewrite
+/// URLs, add proxies or change line endings behind tidewatch's back).
+///
+/// Call once, at startup, before any thread that uses git exists: libgit2
+/// keeps these in unsynchronised globals.
+pub fn configure_process(connect: Duration, io: Duration) -> Result<(), GitError> {
+    let millis = |d: Duration| i32::try_from(d.as_millis()).unwrap_or(i32::MAX).max(1);
+    let fail = |e: git2::Error| GitError::Process {
+        detail: e.message().to_string(),
+    };
+    // SAFETY: called from `main` before the async runtime (and any other
+    // thread) starts, as libgit2 requires for these global settings.
+    unsafe {
+        git2::opts::set_server_connect_timeout_in_milliseconds(millis(connect)).map_err(fail)?;
+        git2::opts::set_server_timeout_in_milliseconds(millis(io)).map_err(fail)?;
+        for level in [
+            git2::ConfigLevel::Global,
+            git2::ConfigLevel::XDG,
+            git2::ConfigLevel::System,
+        ] {
+            git2::opts::set_search_path(level, "").map_err(fail)?;
+        }
+    }
+    Ok(())
 }
 
 /// `message` with a `Signed-off-by: name <email>` trailer (DCO), added to an
@@ -276,6 +327,12 @@ impl Failure {
         fallback: impl FnOnce(String) -> GitError,
     ) -> GitError {
         let detail = auth.scrub(self.error.message());
+        if self.state.deadline_passed {
+            return GitError::Deadline {
+                url: url.display.clone(),
+                operation,
+            };
+        }
         if let Some(failure) = self.state.host_key_failure {
             return GitError::HostKey {
                 url: url.display.clone(),
@@ -312,6 +369,16 @@ impl Failure {
                 operation,
                 detail,
             },
+            ErrorCode::Timeout => GitError::Timeout {
+                url: url.display.clone(),
+                operation,
+                detail,
+            },
+            _ if detail.contains("timed out") => GitError::Timeout {
+                url: url.display.clone(),
+                operation,
+                detail,
+            },
             _ => fallback(detail),
         }
     }
@@ -324,12 +391,13 @@ fn fetch_into(
     auth: &Auth,
     depth: Option<i32>,
     reflog: &str,
+    deadline: Option<std::time::Instant>,
 ) -> Result<(), Failure> {
     let state = RefCell::new(CallbackState::default());
     let result = {
         let mut options = FetchOptions::new();
         options
-            .remote_callbacks(auth.callbacks(&state))
+            .remote_callbacks(auth.callbacks(&state, deadline))
             .prune(FetchPrune::On)
             .download_tags(AutotagOption::None);
         if let Some(depth) = depth {

@@ -80,7 +80,7 @@ impl Workspace {
         let state = RefCell::new(CallbackState::default());
         let wanted = format!("refs/heads/{branch}");
         let result = {
-            let callbacks = self.auth.callbacks(&state);
+            let callbacks = self.auth.callbacks(&state, self.deadline);
             self.repo.find_remote(REMOTE).and_then(|mut remote| {
                 let connection =
                     remote.connect_auth(git2::Direction::Fetch, Some(callbacks), None)?;
@@ -241,10 +241,18 @@ impl Workspace {
     }
 
     fn push_refspec(&mut self, refspec: &str, branch: &str) -> Result<PushOutcome, GitError> {
+        // No push starts once the cycle's deadline has passed: an abandoned
+        // cycle leaves the remote exactly as it was.
+        if self.deadline_passed() {
+            return Err(GitError::Deadline {
+                url: self.url.display.clone(),
+                operation: "push",
+            });
+        }
         self.stats.pushes += 1;
         let state = RefCell::new(CallbackState::default());
         let result = {
-            let mut callbacks = self.auth.callbacks(&state);
+            let mut callbacks = self.auth.callbacks(&state, self.deadline);
             callbacks.push_update_reference(|refname, status| {
                 if let Some(status) = status {
                     state

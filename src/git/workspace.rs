@@ -9,7 +9,7 @@ use git2::{
 };
 
 use super::auth::Auth;
-use super::url::{self, RemoteUrl, Transport};
+use super::url::{RemoteUrl, Transport};
 use super::{
     fetch_into, redact_url, valid_branch, GitError, GitStats, Identity, Workspace,
     WorkspaceOptions, REMOTE,
@@ -23,15 +23,8 @@ impl Workspace {
     pub fn open(options: WorkspaceOptions) -> Result<Workspace, GitError> {
         let url = RemoteUrl::parse(&options.url);
         let auth = Auth::new(&options.credentials, &url, &options.url);
-        let path = match options.workdir {
-            Some(path) => path,
-            None => {
-                let root = url::cache_root().ok_or_else(|| GitError::NoCacheDir {
-                    url: url.display.clone(),
-                })?;
-                url::default_workdir(&root, &url.stored)
-            }
-        };
+        let path = options.resolved_workdir()?;
+        let deadline = options.deadline;
         let depth = match options.depth {
             Some(depth) if depth > 0 && url.transport == Transport::Local => {
                 tracing::debug!(
@@ -46,14 +39,28 @@ impl Workspace {
         };
         let mut stats = GitStats::default();
         let repo = if path.join(".git").exists() {
-            reuse(&path, &url)?
+            match reuse(&path, &url).and_then(|repo| healthy(repo, &path, &url)) {
+                Ok(repo) => repo,
+                Err(problem) if ours(&path, &url) => {
+                    // A clone tidewatch made that git can no longer use
+                    // (a stale lock, a broken object, no HEAD, another
+                    // URL): clone afresh rather than fail every cycle.
+                    tracing::warn!(url = %url.display, path = %path.display(), problem = %problem, "the work directory is unusable; cloning it afresh");
+                    let repo = reclone(&path, &url, &auth, depth, deadline)?;
+                    stats.clones += 1;
+                    stats.reclones += 1;
+                    repo
+                }
+                Err(problem) => return Err(problem),
+            }
         } else {
-            let repo = clone(&path, &url, &auth, depth)?;
+            let repo = clone(&path, &url, &auth, depth, deadline)?;
             stats.clones += 1;
             repo
         };
         Ok(Workspace {
             repo,
+            deadline,
             path,
             url,
             auth,
@@ -61,6 +68,35 @@ impl Workspace {
             retry: options.retry,
             stats,
         })
+    }
+
+    /// Network operations still running at `deadline` are abandoned, and no
+    /// push starts after it.
+    pub fn set_deadline(&mut self, deadline: Option<std::time::Instant>) {
+        self.deadline = deadline;
+    }
+
+    pub(super) fn deadline_passed(&self) -> bool {
+        self.deadline
+            .is_some_and(|d| std::time::Instant::now() >= d)
+    }
+
+    /// Throws the clone away and clones afresh, after an operation found it
+    /// unusable (say, a corrupted object). Only a clone tidewatch made (or
+    /// one of the same URL) is thrown away.
+    pub fn reclone(&mut self, problem: &GitError) -> Result<(), GitError> {
+        if !ours(&self.path, &self.url) {
+            return Err(GitError::Open {
+                url: self.url.display.clone(),
+                path: self.path.clone(),
+                detail: problem.to_string(),
+            });
+        }
+        tracing::warn!(url = %self.url.display, path = %self.path.display(), problem = %problem, "the work directory is unusable; cloning it afresh");
+        self.repo = reclone(&self.path, &self.url, &self.auth, self.depth, self.deadline)?;
+        self.stats.clones += 1;
+        self.stats.reclones += 1;
+        Ok(())
     }
 
     /// The worktree, where the caller edits files.
@@ -82,7 +118,15 @@ impl Workspace {
     /// pruning branches deleted on the remote; only new objects travel.
     pub fn fetch(&mut self) -> Result<(), GitError> {
         self.stats.fetches += 1;
-        fetch_into(&self.repo, &self.url, &self.auth, self.depth, "fetch").map_err(|failure| {
+        fetch_into(
+            &self.repo,
+            &self.url,
+            &self.auth,
+            self.depth,
+            "fetch",
+            self.deadline,
+        )
+        .map_err(|failure| {
             failure.into_error(&self.url, &self.auth, "fetch", |detail| GitError::Fetch {
                 url: self.url.display.clone(),
                 detail,
@@ -276,12 +320,93 @@ fn reuse(path: &Path, url: &RemoteUrl) -> Result<Repository, GitError> {
     Ok(repo)
 }
 
+/// The file in `.git` that marks a clone tidewatch made.
+const MARKER: &str = "tidewatch-clone";
+
+/// Whether the directory is a clone tidewatch may throw away: it carries
+/// tidewatch's marker, or (for clones made before the marker existed) its
+/// origin is this URL.
+fn ours(path: &Path, url: &RemoteUrl) -> bool {
+    if path.join(".git").join(MARKER).is_file() {
+        return true;
+    }
+    Repository::open(path)
+        .ok()
+        .and_then(|repo| {
+            repo.find_remote(REMOTE)
+                .ok()
+                .and_then(|r| r.url().ok().map(redact_url))
+        })
+        .is_some_and(|found| found == url.stored)
+}
+
+/// Problems that make a clone unusable although it opens: a lock file left
+/// by a killed process (the process lock makes any such file stale) and a
+/// HEAD that does not resolve to a commit.
+fn healthy(repo: Repository, path: &Path, url: &RemoteUrl) -> Result<Repository, GitError> {
+    let unusable = |detail: String| GitError::Open {
+        url: url.display.clone(),
+        path: path.to_path_buf(),
+        detail,
+    };
+    for lock in ["index.lock", "HEAD.lock", "config.lock"] {
+        if repo.path().join(lock).exists() {
+            return Err(unusable(format!(
+                "a stale lock file .git/{lock} was left by a process that was killed"
+            )));
+        }
+    }
+    match repo.head() {
+        Ok(head) if head.peel_to_commit().is_err() => {
+            return Err(unusable("HEAD does not point at a commit".into()))
+        }
+        // An unborn HEAD is how a fresh clone starts.
+        Err(err) if err.code() != ErrorCode::UnbornBranch => {
+            return Err(unusable(format!("HEAD cannot be read: {}", err.message())))
+        }
+        _ => {}
+    }
+    Ok(repo)
+}
+
+/// Moves the unusable clone aside, clones afresh, then deletes the old one.
+fn reclone(
+    path: &Path,
+    url: &RemoteUrl,
+    auth: &Auth,
+    depth: Option<i32>,
+    deadline: Option<std::time::Instant>,
+) -> Result<Repository, GitError> {
+    let aside = path.with_file_name(format!(
+        ".{}.broken-{}",
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        std::process::id()
+    ));
+    if aside.exists() {
+        let _ = std::fs::remove_dir_all(&aside);
+    }
+    std::fs::rename(path, &aside).map_err(|source| GitError::Workdir {
+        url: url.display.clone(),
+        path: path.to_path_buf(),
+        action: "move aside the unusable",
+        source,
+    })?;
+    let repo = clone(path, url, auth, depth, deadline)?;
+    if let Err(err) = std::fs::remove_dir_all(&aside) {
+        tracing::warn!(path = %aside.display(), error = %err, "could not remove the old work directory");
+    }
+    Ok(repo)
+}
+
 /// Clones `url` into `path` via a sibling temporary directory.
 fn clone(
     path: &Path,
     url: &RemoteUrl,
     auth: &Auth,
     depth: Option<i32>,
+    deadline: Option<std::time::Instant>,
 ) -> Result<Repository, GitError> {
     let io_error = |action: &'static str, dir: &Path, source: std::io::Error| GitError::Workdir {
         url: url.display.clone(),
@@ -329,8 +454,10 @@ fn clone(
             .map_err(|err| clone_error(err.message().to_string()))?;
         repo.remote(REMOTE, &url.stored)
             .map_err(|err| clone_error(auth.scrub(err.message())))?;
-        fetch_into(&repo, url, auth, depth, "clone")
+        fetch_into(&repo, url, auth, depth, "clone", deadline)
             .map_err(|failure| failure.into_error(url, auth, "clone", clone_error))?;
+        std::fs::write(repo.path().join(MARKER), format!("{}\n", url.stored))
+            .map_err(|err| io_error("mark", &partial, err))?;
         drop(repo);
         if target_exists {
             std::fs::remove_dir(path).map_err(|err| io_error("replace", path, err))?;

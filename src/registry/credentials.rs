@@ -14,6 +14,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::time::Duration;
 
 use base64::Engine;
 use serde::Deserialize;
@@ -53,7 +54,11 @@ pub enum CredentialSource {
 impl CredentialSource {
     /// Reads the credential for `host`. `Ok(None)` means "use the registry
     /// anonymously"; an error means the configured source is broken.
-    pub async fn resolve(&self, host: &str) -> Result<Option<Credential>, RegistryError> {
+    pub async fn resolve(
+        &self,
+        host: &str,
+        helper_timeout: Duration,
+    ) -> Result<Option<Credential>, RegistryError> {
         let fail = |detail: String| RegistryError::Credentials {
             host: host.to_string(),
             detail,
@@ -75,8 +80,10 @@ impl CredentialSource {
                     .map(Some)
                     .ok_or_else(|| fail(format!("{} must hold user:password", path.display())))
             }
-            CredentialSource::DockerConfig(path) => from_docker_config(path, host).await,
-            CredentialSource::Helper(name) => run_helper(name, host).await,
+            CredentialSource::DockerConfig(path) => {
+                from_docker_config(path, host, helper_timeout).await
+            }
+            CredentialSource::Helper(name) => run_helper(name, host, helper_timeout).await,
         }
     }
 }
@@ -139,7 +146,11 @@ fn config_key_host(key: &str) -> String {
     }
 }
 
-async fn from_docker_config(path: &Path, host: &str) -> Result<Option<Credential>, RegistryError> {
+async fn from_docker_config(
+    path: &Path,
+    host: &str,
+    helper_timeout: Duration,
+) -> Result<Option<Credential>, RegistryError> {
     let fail = |detail: String| RegistryError::Credentials {
         host: host.to_string(),
         detail,
@@ -158,7 +169,7 @@ async fn from_docker_config(path: &Path, host: &str) -> Result<Option<Credential
         .iter()
         .find(|(key, _)| config_key_host(key) == wanted)
     {
-        return run_helper(helper, host).await;
+        return run_helper(helper, host, helper_timeout).await;
     }
     if let Some((_, entry)) = config
         .auths
@@ -191,7 +202,7 @@ async fn from_docker_config(path: &Path, host: &str) -> Result<Option<Credential
         }
     }
     match &config.creds_store {
-        Some(store) => run_helper(store, host).await,
+        Some(store) => run_helper(store, host, helper_timeout).await,
         None => Ok(None),
     }
 }
@@ -206,7 +217,11 @@ struct HelperReply {
 /// Runs `docker-credential-NAME get` with the server URL on stdin, as the
 /// docker credential-helper protocol specifies. A helper that says it has no
 /// credentials for the host means anonymous access.
-async fn run_helper(name: &str, host: &str) -> Result<Option<Credential>, RegistryError> {
+async fn run_helper(
+    name: &str,
+    host: &str,
+    timeout: Duration,
+) -> Result<Option<Credential>, RegistryError> {
     let program = format!("docker-credential-{name}");
     let fail = |detail: String| RegistryError::Credentials {
         host: host.to_string(),
@@ -225,9 +240,15 @@ async fn run_helper(name: &str, host: &str) -> Result<Option<Credential>, Regist
         // reading it is not an error by itself.
         let _ = stdin.write_all(host.as_bytes()).await;
     }
-    let output = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait_with_output())
+    // `kill_on_drop`: when the timeout drops the wait, the helper is killed.
+    let output = tokio::time::timeout(timeout, child.wait_with_output())
         .await
-        .map_err(|_| fail(format!("{program} did not answer within 30 s")))?
+        .map_err(|_| {
+            fail(format!(
+                "the credential helper {program} did not answer within {} s and was killed; check the helper (it may be waiting for a login)",
+                timeout.as_secs_f64()
+            ))
+        })?
         .map_err(|e| fail(format!("{program} failed: {e}")))?;
     if !output.status.success() {
         let said = String::from_utf8_lossy(&output.stdout).to_lowercase()
@@ -279,23 +300,24 @@ mod tests {
         )
         .unwrap();
         let source = CredentialSource::DockerConfig(config.clone());
-        let c = source.resolve("localhost:5000").await.unwrap().unwrap();
+        let t = Duration::from_secs(5);
+        let c = source.resolve("localhost:5000", t).await.unwrap().unwrap();
         assert_eq!((c.username.as_str(), c.password.expose()), ("user", "pass"));
-        let c = source.resolve("other.io").await.unwrap().unwrap();
+        let c = source.resolve("other.io", t).await.unwrap().unwrap();
         assert_eq!(c.username, "u");
-        assert_eq!(source.resolve("nowhere.io").await.unwrap(), None);
+        assert_eq!(source.resolve("nowhere.io", t).await.unwrap(), None);
 
         let file = dir.path().join("creds");
         std::fs::write(&file, "robot:s3cret\n").unwrap();
         let c = CredentialSource::File(file)
-            .resolve("h")
+            .resolve("h", t)
             .await
             .unwrap()
             .unwrap();
         assert_eq!(c.password.expose(), "s3cret");
 
         let missing = CredentialSource::Env("TIDEWATCH_TEST_UNSET_VARIABLE".into())
-            .resolve("h")
+            .resolve("h", t)
             .await
             .unwrap_err();
         assert!(missing

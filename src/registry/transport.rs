@@ -38,6 +38,8 @@ pub struct HostSettings {
     pub backoff: Duration,
     /// Longest `Retry-After` honoured; longer ones are capped to this.
     pub max_retry_after: Duration,
+    /// A credential helper still running after this is killed.
+    pub helper_timeout: Duration,
 }
 
 impl Default for HostSettings {
@@ -50,10 +52,11 @@ impl Default for HostSettings {
             concurrency: 8,
             page_size: 1000,
             page_budget: 100,
-            timeout: Duration::from_secs(30),
+            timeout: crate::timeouts::REGISTRY_REQUEST,
             max_attempts: 4,
             backoff: Duration::from_millis(250),
             max_retry_after: Duration::from_secs(120),
+            helper_timeout: crate::timeouts::CREDENTIAL_HELPER,
         }
     }
 }
@@ -105,7 +108,7 @@ impl Host {
     ) -> Result<Host, RegistryError> {
         let mut builder = reqwest::Client::builder()
             .timeout(settings.timeout)
-            .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
+            .connect_timeout(settings.timeout.min(crate::timeouts::REGISTRY_CONNECT))
             .redirect(reqwest::redirect::Policy::limited(5))
             .user_agent(concat!("tidewatch/", env!("CARGO_PKG_VERSION")));
         if let Some(ca) = &settings.ca_file {
@@ -401,11 +404,15 @@ impl Host {
 
     async fn resolve_credential(&self) -> Result<Option<Credential>, RegistryError> {
         match &self.settings.credentials {
-            Some(source) => source.resolve(&self.name).await,
+            Some(source) => {
+                source
+                    .resolve(&self.name, self.settings.helper_timeout)
+                    .await
+            }
             None => match default_docker_config() {
                 Some(path) => {
                     CredentialSource::DockerConfig(path)
-                        .resolve(&self.name)
+                        .resolve(&self.name, self.settings.helper_timeout)
                         .await
                 }
                 None => Ok(None),

@@ -8,10 +8,12 @@
 //! HTTP side serves `/healthz`, `/readyz`, `/metrics`, the status page `/`
 //! and `/webhook/{source}`.
 
+mod health;
 mod metrics;
 mod page;
+mod scheduler;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,19 +27,14 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use tokio::sync::Notify;
-use tracing::Instrument;
 
 use crate::config::Config;
-use crate::engine::{self, Engine, OnceOptions, Outcome};
+use crate::engine::{self, Engine};
 use crate::reference::ImageName;
-use crate::schedule::Schedule;
 use crate::webhook::{self, Authentication, Source};
 
 pub use metrics::ServiceMetrics;
 pub use page::Status;
-
-/// How long a webhook burst is collected before its cycle starts.
-const COALESCE: Duration = Duration::from_millis(300);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -55,6 +52,8 @@ pub enum ServerError {
 pub struct ServerOptions {
     pub listen: SocketAddr,
     pub workdir: Option<PathBuf>,
+    /// A cycle's deadline.
+    pub cycle_timeout: Duration,
 }
 
 struct AppState {
@@ -70,9 +69,18 @@ struct AppState {
     /// Wakes the scheduler to stop; `notify_one` keeps a permit, so a signal
     /// that arrives mid-cycle is not lost.
     stop: Notify,
-    ready: AtomicBool,
+    /// A cycle's deadline (`server.cycleTimeout`).
+    cycle_timeout: Duration,
+    health: Mutex<health::Health>,
     status: Mutex<Status>,
     metrics: Mutex<ServiceMetrics>,
+}
+
+impl AppState {
+    /// The policies webhooks asked for since the last cycle.
+    fn take_requested(&self) -> HashSet<String> {
+        std::mem::take(&mut *lock(&self.requested))
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -99,17 +107,24 @@ fn webhook_auth(config: &Config) -> Result<Option<Authentication>, ServerError> 
 }
 
 /// Runs the service until SIGTERM or SIGINT; the cycle in progress is
-/// finished before it returns.
+/// finished before it returns. The work directory is locked first, so a
+/// second process on it exits with an error naming the lock.
 pub async fn run(config: Config, options: ServerOptions) -> Result<(), ServerError> {
+    let engine = Engine::new(Arc::new(engine::client_for(&config)));
+    engine
+        .lock_workdir(&config, options.workdir.clone())
+        .map_err(|e| ServerError::Config(e.to_string()))?;
+    let cycle_timeout = options.cycle_timeout;
     let state = Arc::new(AppState {
-        engine: Engine::new(Arc::new(engine::client_for(&config))),
+        engine,
         webhook_auth: webhook_auth(&config)?,
         workdir: options.workdir,
         requested: Mutex::new(HashSet::new()),
         wake: Notify::new(),
         stopping: AtomicBool::new(false),
         stop: Notify::new(),
-        ready: AtomicBool::new(false),
+        cycle_timeout,
+        health: Mutex::new(health::Health::default()),
         status: Mutex::new(Status::new(&config)),
         metrics: Mutex::new(ServiceMetrics::default()),
         config,
@@ -121,7 +136,21 @@ pub async fn run(config: Config, options: ServerOptions) -> Result<(), ServerErr
             source,
         })?;
     tracing::info!(addr = %options.listen, "tidewatch is serving");
-    let scheduler = tokio::spawn(scheduler(state.clone()));
+    let scheduler = tokio::spawn(scheduler::run(state.clone()));
+    // If the scheduler ever stops while the service is not stopping, that
+    // is a fault /healthz must report.
+    let watched = state.clone();
+    let watcher = tokio::spawn(async move {
+        let reason = match scheduler.await {
+            Ok(()) => "it returned".to_string(),
+            Err(e) if e.is_panic() => "it panicked".to_string(),
+            Err(e) => e.to_string(),
+        };
+        if !watched.stopping.load(Ordering::SeqCst) {
+            tracing::error!(%reason, "the scheduler stopped");
+            lock(&watched.health).scheduler_stopped = Some(reason);
+        }
+    });
     let app = router(state.clone());
     let signalled = state.clone();
     let served = axum::serve(listener, app)
@@ -134,7 +163,7 @@ pub async fn run(config: Config, options: ServerOptions) -> Result<(), ServerErr
         .await;
     state.stopping.store(true, Ordering::SeqCst);
     state.stop.notify_one();
-    let _ = scheduler.await;
+    let _ = watcher.await;
     served.map_err(ServerError::Serve)
 }
 
@@ -164,7 +193,7 @@ async fn wait_for_signal() {
 fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", get(status_page))
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .route("/webhook/{source}", post(receive_webhook))
@@ -172,111 +201,26 @@ fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// The scheduler: every policy starts due; after a cycle each scanned
-/// policy is due again after its interval (or cron time).
-async fn scheduler(state: Arc<AppState>) {
-    let policies: Vec<(String, Schedule)> = state
-        .config
-        .images
-        .iter()
-        .map(|i| {
-            (
-                i.name.clone(),
-                Schedule::of(i.schedule.as_deref(), i.interval.as_deref()),
-            )
-        })
-        .collect();
-    let mut next: HashMap<String, Instant> = policies
-        .iter()
-        .map(|(p, _)| (p.clone(), Instant::now()))
-        .collect();
-    let mut seed: u64 = 0x9e37_79b9;
-    loop {
-        if state.stopping.load(Ordering::SeqCst) {
-            return;
-        }
-        let now = Instant::now();
-        let mut due: HashSet<String> = next
-            .iter()
-            .filter(|(_, at)| **at <= now)
-            .map(|(p, _)| p.clone())
-            .collect();
-        let from_webhooks: HashSet<String> = std::mem::take(&mut *lock(&state.requested));
-        due.extend(from_webhooks);
-        if due.is_empty() {
-            let earliest = next
-                .values()
-                .min()
-                .copied()
-                .unwrap_or(now + Duration::from_secs(60));
-            tokio::select! {
-                _ = tokio::time::sleep_until(earliest.into()) => {}
-                _ = state.wake.notified() => {
-                    // Let a burst of webhooks arrive, then run one cycle.
-                    tokio::time::sleep(COALESCE).await;
-                }
-                _ = state.stop.notified() => return,
-            }
-            continue;
-        }
-        run_cycle(&state, &due).await;
-        for (policy, schedule) in &policies {
-            if due.contains(policy) {
-                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-                next.insert(
-                    policy.clone(),
-                    Instant::now() + schedule.next_in(seed >> 33),
-                );
-            }
-        }
+async fn healthz(State(state): State<Arc<AppState>>) -> Response {
+    let busy = state.engine.git_busy();
+    match lock(&state.health).problem(Instant::now(), busy) {
+        None => (StatusCode::OK, "ok\n").into_response(),
+        Some(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("unhealthy: {reason}\n"),
+        )
+            .into_response(),
     }
-}
-
-async fn run_cycle(state: &Arc<AppState>, due: &HashSet<String>) {
-    let mut names: Vec<&String> = due.iter().collect();
-    names.sort();
-    let span = tracing::info_span!("cycle", policies = ?names);
-    run_cycle_in_span(state, due).instrument(span).await;
-}
-
-async fn run_cycle_in_span(state: &Arc<AppState>, due: &HashSet<String>) {
-    let started = Instant::now();
-    let options = OnceOptions {
-        workdir: state.workdir.clone(),
-        dry_run: false,
-        only_policies: Some(due.clone()),
-    };
-    let result = state.engine.cycle(&state.config, &options).await;
-    let took = started.elapsed();
-    match &result {
-        Ok(report) => {
-            state.ready.store(true, Ordering::SeqCst);
-            for u in &report.updates {
-                match &u.outcome {
-                    Outcome::Failed { error } => {
-                        tracing::warn!(update = %u.update, %error, "update failed")
-                    }
-                    outcome => {
-                        tracing::info!(update = %u.update, ?outcome, changes = u.changes.len(), "update done")
-                    }
-                }
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "cycle failed"),
-    }
-    lock(&state.metrics).record_cycle(due, result.as_ref().ok(), result.as_ref().err(), took);
-    lock(&state.status).record_cycle(due, &result);
 }
 
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    if state.ready.load(Ordering::SeqCst) {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
-        (
+    match lock(&state.health).unready() {
+        None => (StatusCode::OK, "ready\n").into_response(),
+        Some(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: the first fetch of the environment repository has not succeeded yet\n",
+            format!("not ready: {reason}\n"),
         )
-            .into_response()
+            .into_response(),
     }
 }
 
@@ -286,7 +230,8 @@ async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn status_page(State(state): State<Arc<AppState>>) -> Html<String> {
-    Html(lock(&state.status).render())
+    let last = lock(&state.health).last.clone();
+    Html(lock(&state.status).render(last.as_ref()))
 }
 
 async fn receive_webhook(

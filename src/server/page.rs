@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::fmt::Write;
 
+use super::health::LastCycle;
 use crate::config::Config;
 use crate::engine::{CycleReport, EngineError, Outcome};
 use crate::forge::Decline;
@@ -153,7 +154,7 @@ impl Status {
         }
     }
 
-    pub fn render(&self) -> String {
+    pub fn render(&self, last: Option<&LastCycle>) -> String {
         let mut html = String::from(
             "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
@@ -165,6 +166,19 @@ th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid #ddd;vertical
 @media (max-width:40rem){table,thead,tbody,tr,th,td{display:block}thead{display:none}td{border:0;padding:.15rem 0}td[data-label]:not(:empty)::before{content:attr(data-label) \": \";color:#666}tr{border-bottom:1px solid #ddd;padding:.5rem 0}}\
 </style></head><body><h1>tidewatch</h1>",
         );
+        match last {
+            Some(cycle) => {
+                let _ = write!(
+                    html,
+                    "<p>Last cycle: #{} started {}, took {:.1} s, {}</p>",
+                    cycle.number,
+                    cycle.started_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+                    cycle.took.as_secs_f64(),
+                    escape(&cycle.outcome)
+                );
+            }
+            None => html.push_str("<p class=\"muted\">No cycle has completed yet.</p>"),
+        }
         if let Some(e) = &self.last_cycle_error {
             let _ = write!(
                 html,
@@ -314,7 +328,7 @@ mod tests {
             ..CycleReport::default()
         };
         status.record_cycle(&HashSet::new(), &Ok(report));
-        let html = status.render();
+        let html = status.render(None);
         assert!(html.contains("<code>1.2.0</code></td><td data-label=\"PR\">#3</td><td data-label=\"Closed\">2026-11-30T10:00:00Z"), "{html}");
         assert!(
             html.contains("held PR #9 as it is: policy app is unknown (registry down)"),

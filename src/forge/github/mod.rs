@@ -20,9 +20,10 @@ use octocrab::models::{AppId, InstallationId};
 use octocrab::Octocrab;
 
 use super::failure::{error_chain, Context, Failure, RateLimitRetry};
-use super::{ForgeError, CONNECT_TIMEOUT, REQUEST_TIMEOUT};
+use super::ForgeError;
 use crate::retry::parse_retry_after;
 use crate::secret::Secret;
+use crate::timeouts::FORGE_CONNECT;
 
 /// Used when [`GitHubOptions::api_base`] is `None`.
 pub const DEFAULT_API_BASE: &str = "https://api.github.com/";
@@ -54,6 +55,8 @@ pub struct GitHubOptions {
     pub owner: String,
     pub repo: String,
     pub auth: GitHubAuth,
+    /// One request's timeout ([`crate::timeouts::FORGE_REQUEST`] by default).
+    pub timeout: std::time::Duration,
 }
 
 /// One GitHub repository to open pull requests on.
@@ -105,9 +108,9 @@ impl GitHub {
         check_api_base(&api_base).map_err(config_error)?;
 
         let builder = Octocrab::builder()
-            .set_connect_timeout(Some(CONNECT_TIMEOUT))
-            .set_read_timeout(Some(REQUEST_TIMEOUT))
-            .set_write_timeout(Some(REQUEST_TIMEOUT))
+            .set_connect_timeout(Some(FORGE_CONNECT.min(options.timeout)))
+            .set_read_timeout(Some(options.timeout))
+            .set_write_timeout(Some(options.timeout))
             .base_uri(api_base.as_str())
             .map_err(|_| {
                 config_error(format!(

@@ -1,0 +1,219 @@
+//! The scheduler: one task runs cycles, one at a time. Every policy starts
+//! due; after a cycle each scanned policy is due again after its interval
+//! (or cron time). Webhooks mark policies due and wake it.
+//!
+//! Each cycle runs in a task of its own, under its deadline: a cycle that
+//! panics is reported as that cycle's failure, and one that overruns is
+//! abandoned (the engine starts no push after the deadline), so neither can
+//! take the scheduler down.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracing::Instrument;
+
+use super::health::{LastCycle, Running};
+use super::{lock, AppState};
+use crate::engine::{EngineError, OnceOptions, Outcome};
+use crate::schedule::Schedule;
+
+/// How long a webhook burst is collected before its cycle starts.
+pub const COALESCE: Duration = Duration::from_millis(300);
+
+pub async fn run(state: Arc<AppState>) {
+    let policies: Vec<(String, Schedule)> = state
+        .config
+        .images
+        .iter()
+        .map(|i| {
+            (
+                i.name.clone(),
+                Schedule::of(i.schedule.as_deref(), i.interval.as_deref()),
+            )
+        })
+        .collect();
+    let mut next: HashMap<String, Instant> = policies
+        .iter()
+        .map(|(p, _)| (p.clone(), Instant::now()))
+        .collect();
+    let mut number: u64 = 0;
+    loop {
+        if state.stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        let now = Instant::now();
+        let mut due: HashSet<String> = next
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(p, _)| p.clone())
+            .collect();
+        due.extend(state.take_requested());
+        if due.is_empty() {
+            let earliest = next
+                .values()
+                .min()
+                .copied()
+                .unwrap_or(now + Duration::from_secs(60));
+            tokio::select! {
+                _ = tokio::time::sleep_until(earliest.into()) => {}
+                _ = state.wake.notified() => {
+                    // Let a burst of webhooks arrive, then run one cycle.
+                    tokio::time::sleep(COALESCE).await;
+                }
+                _ = state.stop.notified() => return,
+            }
+            continue;
+        }
+        number += 1;
+        run_cycle(&state, number, &due).await;
+        for (policy, schedule) in &policies {
+            if due.contains(policy) {
+                let wait = schedule.next_in(fastrand::u64(..));
+                // A far-off time (a year at most, by validation) never
+                // overflows the clock: saturate at a day from now instead.
+                let at = Instant::now()
+                    .checked_add(wait)
+                    .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400));
+                next.insert(policy.clone(), at);
+            }
+        }
+    }
+}
+
+async fn run_cycle(state: &Arc<AppState>, number: u64, due: &HashSet<String>) {
+    let mut names: Vec<&String> = due.iter().collect();
+    names.sort();
+    let span = tracing::info_span!("cycle", number, policies = ?names);
+    run_cycle_in_span(state, number, due).instrument(span).await;
+}
+
+async fn run_cycle_in_span(state: &Arc<AppState>, number: u64, due: &HashSet<String>) {
+    let started = Instant::now();
+    let started_at = jiff::Timestamp::now();
+    let deadline = state.cycle_timeout;
+    lock(&state.health).running = Some(Running {
+        number,
+        started,
+        started_at,
+        deadline,
+    });
+    let options = OnceOptions {
+        workdir: state.workdir.clone(),
+        dry_run: false,
+        only_policies: Some(due.clone()),
+        deadline: Some(started + deadline),
+    };
+    let task_state = state.clone();
+    let task =
+        tokio::spawn(async move { task_state.engine.cycle(&task_state.config, &options).await });
+    let abort = task.abort_handle();
+    let joined = tokio::time::timeout(deadline, task).await;
+    let took = started.elapsed();
+    let result: Result<_, EngineError> = match joined {
+        Ok(Ok(result)) => result,
+        Ok(Err(join)) => {
+            let what = if join.is_panic() {
+                panic_message(join.into_panic())
+            } else {
+                "it was cancelled".to_string()
+            };
+            lock(&state.metrics).record_error("panic");
+            Err(EngineError::Task(format!(
+                "the cycle panicked: {what}; the service goes on and the next cycle tries again"
+            )))
+        }
+        Err(_) => {
+            abort.abort();
+            lock(&state.metrics).record_error("deadline");
+            Err(EngineError::Task(format!(
+                "the cycle ran past its deadline of {} s and was abandoned; nothing was pushed after the deadline, and the next cycle starts again from the remote",
+                deadline.as_secs()
+            )))
+        }
+    };
+    let in_time = joined_in_time(&result, took, deadline);
+    {
+        let mut health = lock(&state.health);
+        let running = health.running.take();
+        if in_time {
+            health.stuck = None;
+            health.abandoned = None;
+        } else if took >= deadline {
+            health.abandoned = running;
+        }
+        health.first_cycle_done = true;
+        health.workspace_error = match &result {
+            Ok(report) => report.error.clone(),
+            Err(EngineError::Busy) => health.workspace_error.clone(),
+            Err(e @ EngineError::Git(_)) => Some(e.to_string()),
+            Err(_) => None,
+        };
+        health.last = Some(LastCycle {
+            number,
+            started_at,
+            took,
+            outcome: outcome_line(&result),
+        });
+    }
+    match &result {
+        Ok(report) => {
+            for u in &report.updates {
+                match &u.outcome {
+                    Outcome::Failed { error } => {
+                        tracing::warn!(update = %u.update, head = ?u.head, %error, "update failed")
+                    }
+                    outcome => {
+                        tracing::info!(update = %u.update, head = ?u.head, outcome = %outcome.describe(), changes = u.changes.len(), "update done")
+                    }
+                }
+            }
+            if let Some(error) = &report.error {
+                tracing::warn!(%error, "cycle could not use the environment repository");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cycle failed"),
+    }
+    lock(&state.metrics).record_cycle(due, result.as_ref().ok(), result.as_ref().err(), took);
+    lock(&state.status).record_cycle(due, &result);
+}
+
+/// A cycle counts as completed in time when it returned a report before
+/// its deadline (whatever its updates did).
+fn joined_in_time<T>(result: &Result<T, EngineError>, took: Duration, deadline: Duration) -> bool {
+    result.is_ok() && took < deadline
+}
+
+fn outcome_line(result: &Result<crate::engine::CycleReport, EngineError>) -> String {
+    match result {
+        Err(e) => format!("failed: {e}"),
+        Ok(report) => {
+            if let Some(error) = &report.error {
+                return format!("failed: {error}");
+            }
+            let failed: Vec<&str> = report
+                .updates
+                .iter()
+                .filter_map(|u| match &u.outcome {
+                    Outcome::Failed { error } => Some(error.as_str()),
+                    _ => None,
+                })
+                .collect();
+            let unknown = report.scan_errors.len();
+            match (failed.first(), unknown) {
+                (None, 0) => format!("ok ({} update(s))", report.updates.len()),
+                (None, n) => format!("ok, with {n} policy(ies) unknown"),
+                (Some(first), _) => format!("{} update(s) failed: {first}", failed.len()),
+            }
+        }
+    }
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_string())
+}
