@@ -101,6 +101,7 @@ fn main() {
         all_policies: &all,
         targets: &[],
         size_cap: manifest::DEFAULT_SIZE_CAP,
+        foreign_paths: &[],
     };
 
     let mut times: Vec<Duration> = Vec::new();

@@ -106,6 +106,7 @@ fn run_case(dir: &Path) -> Result<(), String> {
         all_policies: &all,
         targets: &targets,
         size_cap: manifest::DEFAULT_SIZE_CAP,
+        foreign_paths: &[],
     };
     let plan = manifest::scan(work.path(), &scope).plan(&picks);
     let notes: Vec<String> = plan.notes.iter().map(|n| n.to_string()).collect();

@@ -164,6 +164,7 @@ fn plan_once(dir: &std::path::Path, pick: &str) -> manifest::Plan {
         all_policies: &all,
         targets: &[],
         size_cap: manifest::DEFAULT_SIZE_CAP,
+        foreign_paths: &[],
     };
     let picks: HashMap<String, Pick> = [(
         "app".to_string(),

@@ -23,6 +23,7 @@ fn run(root: &Path, paths: &[&str], cap: u64) -> (manifest::Scan, manifest::Plan
         all_policies: &all,
         targets: &[],
         size_cap: cap,
+        foreign_paths: &[],
     };
     let picks: HashMap<String, Pick> = [(
         "app".to_string(),
@@ -62,13 +63,13 @@ fn links_out_of_the_repository_are_never_followed() {
     assert!(
         notes
             .iter()
-            .any(|n| n.contains("envs/escape.yaml") && n.contains("out of the repository")),
+            .any(|n| n.contains("envs/escape.yaml") && n.contains("outside the repository")),
         "{notes:?}"
     );
     assert!(
         notes
             .iter()
-            .any(|n| n.contains("envs/escape-dir") && n.contains("out of the repository")),
+            .any(|n| n.contains("envs/escape-dir") && n.contains("outside the repository")),
         "{notes:?}"
     );
     plan.apply(repo.path()).unwrap();
@@ -170,6 +171,7 @@ fn fuzzer_findings_stay_fixed() {
         all_policies: &all,
         targets: &[],
         size_cap: manifest::DEFAULT_SIZE_CAP,
+        foreign_paths: &[],
     };
     let picks: HashMap<String, Pick> = [(
         "app".to_string(),
@@ -215,6 +217,7 @@ fn alias_chains_are_walked_once() {
         all_policies: &all,
         targets: &[],
         size_cap: manifest::DEFAULT_SIZE_CAP,
+        foreign_paths: &[],
     };
     let picks: HashMap<String, Pick> = [(
         "app".to_string(),

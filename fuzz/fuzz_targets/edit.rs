@@ -29,6 +29,7 @@ fuzz_target!(|data: &[u8]| {
         all_policies: &all,
         targets: &[],
         size_cap: manifest::DEFAULT_SIZE_CAP,
+        foreign_paths: &[],
     };
     let digest = (selector & 0x80 != 0).then(|| format!("sha256:{}", "c".repeat(64)));
     let pick = Pick {

@@ -129,6 +129,7 @@ pub fn merge_and_check(
     };
     check_repository(&config, &mut report);
     check_registries(&config, &mut report);
+    check_server(&config, &mut report);
     check_images(&mut config, &mut report);
     check_updates(&config, &broken_names, &mut report);
     config
@@ -232,6 +233,32 @@ fn check_repository(config: &Config, report: &mut Reporter<'_>) {
             );
         }
     }
+    check_range(
+        report,
+        repo.source,
+        "repository.timeoutSeconds",
+        "timeoutSeconds",
+        repo.timeout_seconds,
+        TIMEOUT_SECONDS,
+    );
+    check_range(
+        report,
+        repo.source,
+        "repository.depth",
+        "depth",
+        repo.depth.map(f64::from),
+        DEPTH,
+    );
+    if let Some(github) = &repo.github {
+        check_range(
+            report,
+            repo.source,
+            "repository.github.timeoutSeconds",
+            "timeoutSeconds",
+            github.timeout_seconds,
+            TIMEOUT_SECONDS,
+        );
+    }
     if let Some(auth) = &repo.auth {
         match (&auth.token, &auth.ssh_key) {
             (Some(token), None) => {
@@ -253,6 +280,56 @@ fn check_repository(config: &Config, report: &mut Reporter<'_>) {
                 "set exactly one of `token` or `sshKey`".into(),
                 None,
             ),
+        }
+    }
+}
+
+/// The accepted range of each number in a policy file (inclusive). A value
+/// outside it is refused by `check` and at startup, never met at run time.
+type Range = (f64, f64);
+const REQUESTS_PER_SECOND: Range = (0.001, 10_000.0);
+const CONCURRENCY: Range = (1.0, 256.0);
+const PAGE_SIZE: Range = (1.0, 10_000.0);
+const PAGE_BUDGET: Range = (1.0, 100_000.0);
+const TIMEOUT_SECONDS: Range = (0.1, 3_600.0);
+const MAX_ATTEMPTS: Range = (1.0, 20.0);
+const DEPTH: Range = (1.0, 1_000_000.0);
+/// `server.cycleTimeout`: from a second to a day.
+const CYCLE_TIMEOUT: (std::time::Duration, std::time::Duration) = (
+    std::time::Duration::from_secs(1),
+    std::time::Duration::from_secs(86_400),
+);
+
+fn check_range(
+    report: &mut Reporter<'_>,
+    source: usize,
+    path: &str,
+    field: &str,
+    value: Option<f64>,
+    (min, max): Range,
+) {
+    let Some(v) = value else { return };
+    if !(v.is_finite() && v >= min && v <= max) {
+        let shown = if v != 0.0 && (v.abs() >= 1e9 || v.abs() < 1e-4) {
+            format!("{v:e}")
+        } else {
+            v.to_string()
+        };
+        report.at_value(
+            source,
+            path,
+            format!("{field} must be between {min} and {max}, not {shown}"),
+            None,
+        );
+    }
+}
+
+fn check_server(config: &Config, report: &mut Reporter<'_>) {
+    let Some(server) = &config.server else { return };
+    if let Some(timeout) = &server.cycle_timeout {
+        let (min, max) = CYCLE_TIMEOUT;
+        if let Err(e) = crate::duration::parse_within(timeout, min, max, "the cycle timeout") {
+            report.at_value(server.source, "server.cycleTimeout", e, None);
         }
     }
 }
@@ -279,32 +356,32 @@ fn check_registries(config: &Config, report: &mut Reporter<'_>) {
                 ),
             );
         }
-        if let Some(rps) = registry.requests_per_second {
-            if !(rps > 0.0 && rps.is_finite()) {
-                report.at_value(
-                    source,
-                    &join(path, "requestsPerSecond"),
-                    format!("requestsPerSecond must be a positive number, not {rps}"),
-                    None,
-                );
-            }
-        }
-        let positive = [
-            ("concurrency", registry.concurrency.map(|v| v as f64)),
-            ("pageSize", registry.page_size.map(|v| v as f64)),
-            ("pageBudget", registry.page_budget.map(|v| v as f64)),
-            ("timeoutSeconds", registry.timeout_seconds),
-            ("maxAttempts", registry.max_attempts.map(f64::from)),
+        let numbers = [
+            (
+                "requestsPerSecond",
+                registry.requests_per_second,
+                REQUESTS_PER_SECOND,
+            ),
+            (
+                "concurrency",
+                registry.concurrency.map(|v| v as f64),
+                CONCURRENCY,
+            ),
+            ("pageSize", registry.page_size.map(|v| v as f64), PAGE_SIZE),
+            (
+                "pageBudget",
+                registry.page_budget.map(|v| v as f64),
+                PAGE_BUDGET,
+            ),
+            ("timeoutSeconds", registry.timeout_seconds, TIMEOUT_SECONDS),
+            (
+                "maxAttempts",
+                registry.max_attempts.map(f64::from),
+                MAX_ATTEMPTS,
+            ),
         ];
-        for (field, value) in positive {
-            if let Some(v) = value.filter(|v| !(*v > 0.0 && v.is_finite())) {
-                report.at_value(
-                    source,
-                    &join(path, field),
-                    format!("{field} must be a positive number, not {v}"),
-                    None,
-                );
-            }
+        for (field, value, range) in numbers {
+            check_range(report, source, &join(path, field), field, value, range);
         }
         if let Some(c) = &registry.credentials {
             let set = [

@@ -12,6 +12,8 @@ pub struct UpdateScope {
     pub watched: Vec<Watched>,
     pub targets: Vec<Target>,
     pub all_policies: HashSet<String>,
+    /// The paths of every other update.
+    pub foreign_paths: Vec<String>,
 }
 
 impl UpdateScope {
@@ -48,6 +50,12 @@ impl UpdateScope {
             watched,
             targets,
             all_policies: config.images.iter().map(|i| i.name.clone()).collect(),
+            foreign_paths: config
+                .updates
+                .iter()
+                .filter(|u| u.name != update.name)
+                .flat_map(|u| u.paths.iter().cloned())
+                .collect(),
         }
     }
 
@@ -61,6 +69,7 @@ impl UpdateScope {
                 all_policies: &self.all_policies,
                 targets: &self.targets,
                 size_cap: manifest::DEFAULT_SIZE_CAP,
+                foreign_paths: &self.foreign_paths,
             },
         )
     }

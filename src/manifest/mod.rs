@@ -45,6 +45,8 @@ pub struct Scope<'a> {
     pub all_policies: &'a HashSet<String>,
     pub targets: &'a [Target],
     pub size_cap: u64,
+    /// Other updates' paths: a link in this update may not lead into them.
+    pub foreign_paths: &'a [String],
 }
 
 /// A reference found in Git, with the value it holds now.
@@ -124,7 +126,15 @@ pub struct Scan {
 /// images. Problems are notes on the scan, never errors of the whole update.
 pub fn scan(root: &Path, scope: &Scope<'_>) -> Scan {
     let mut notes = Vec::new();
-    let files = files_in_scope(root, scope.paths, scope.size_cap, &mut notes);
+    let files = files_in_scope(
+        root,
+        &walk::Walk {
+            paths: scope.paths,
+            foreign: scope.foreign_paths,
+            cap: scope.size_cap,
+        },
+        &mut notes,
+    );
     let needles: Vec<String> = scope
         .watched
         .iter()
@@ -186,11 +196,15 @@ fn scan_text(
         text
     };
     let tree = Tree::parse(&body).map_err(|e| {
-        note(
-            rel,
-            e.line,
-            &format!("is not valid YAML ({}); skipped, never written", e.message),
-        )
+        let message = if e.limit {
+            format!(
+                "exceeds tidewatch's limits: {}; skipped, never written",
+                e.message
+            )
+        } else {
+            format!("is not valid YAML ({}); skipped, never written", e.message)
+        };
+        note(rel, e.line, &message)
     })?;
     let file_name = rel.rsplit('/').next().unwrap_or(rel).to_string();
     let ctx = FileContext {

@@ -443,19 +443,37 @@ fn image_string(
 
 fn helm_values(
     tree: &Tree,
-    node: NodeId,
+    root: NodeId,
     ctx: &FileContext<'_>,
     found: &mut Vec<Found>,
     claimed: &mut HashSet<NodeId>,
     visited: &mut HashSet<NodeId>,
 ) {
-    // Aliases make the tree a graph: without visiting each node once, a
-    // chain of aliases to aliases is explored exponentially often.
-    let node = tree.resolve(node);
-    if !visited.insert(node) {
-        return;
+    /// Work left, in walk order: an explicit stack instead of recursion, so
+    /// no file (however its aliases nest) can exhaust the thread's stack.
+    enum Task {
+        Walk(NodeId),
+        ImageString(NodeId),
     }
-    if tree.is_mapping(node) {
+    let mut tasks = vec![Task::Walk(root)];
+    while let Some(task) = tasks.pop() {
+        let node = match task {
+            Task::ImageString(value) => {
+                image_string(tree, value, ctx, RefKind::HelmValues, found, claimed);
+                continue;
+            }
+            Task::Walk(node) => node,
+        };
+        // Aliases make the tree a graph: without visiting each node once, a
+        // chain of aliases to aliases is explored exponentially often.
+        let node = tree.resolve(node);
+        if !visited.insert(node) {
+            continue;
+        }
+        if !tree.is_mapping(node) {
+            tasks.extend(tree.items(node).iter().rev().map(|item| Task::Walk(*item)));
+            continue;
+        }
         let repository = tree.get_str(node, "repository");
         if let (Some(repository), Some(tag)) = (repository, tree.get(node, "tag")) {
             let name = match tree.get_str(node, "registry").filter(|r| !r.is_empty()) {
@@ -505,17 +523,19 @@ fn helm_values(
                 }
             }
         }
-        for (key, value) in tree.entries(node) {
-            if tree.scalar(key).is_some_and(|k| k.value == "image") && tree.scalar(value).is_some()
-            {
-                image_string(tree, value, ctx, RefKind::HelmValues, found, claimed);
-            } else {
-                helm_values(tree, value, ctx, found, claimed, visited);
-            }
-        }
-    } else {
-        for item in tree.items(node).to_vec() {
-            helm_values(tree, item, ctx, found, claimed, visited);
-        }
+        let children: Vec<Task> = tree
+            .entries(node)
+            .into_iter()
+            .map(|(key, value)| {
+                if tree.scalar(key).is_some_and(|k| k.value == "image")
+                    && tree.scalar(value).is_some()
+                {
+                    Task::ImageString(value)
+                } else {
+                    Task::Walk(value)
+                }
+            })
+            .collect();
+        tasks.extend(children.into_iter().rev());
     }
 }

@@ -86,13 +86,24 @@ pub struct Tree {
     pub event_lines: Vec<usize>,
 }
 
-/// A file that is not valid YAML.
+/// A file that is not valid YAML, or that passes tidewatch's limits.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("line {line}: {message}")]
 pub struct ParseError {
     pub line: usize,
     pub message: String,
+    /// True when the file is valid YAML but too deep or has too many
+    /// aliases to be walked safely.
+    pub limit: bool,
 }
+
+/// Deepest nesting of mappings and sequences a file may have. Manifests
+/// and values files rarely pass 20; a file made to exhaust the stack or the
+/// CPU is refused, whole, before anything walks it.
+pub const MAX_DEPTH: usize = 256;
+/// Most aliases (`*anchor`) a file may hold. Merge keys (`<<: *x`) expand
+/// through aliases, so this also bounds every expansion.
+pub const MAX_ALIASES: usize = 1_000;
 
 enum Frame {
     Mapping {
@@ -136,11 +147,13 @@ impl Tree {
         };
         let mut anchors: HashMap<usize, NodeId> = HashMap::new();
         let mut stack: Vec<Frame> = Vec::new();
+        let mut aliases = 0usize;
         let mut parser = Parser::new_from_str(text);
         while let Some(next) = parser.next_event() {
             let (event, span) = next.map_err(|e| ParseError {
                 line: e.marker().line(),
                 message: e.info().to_string(),
+                limit: false,
             })?;
             let line = span.start.line();
             if !matches!(
@@ -176,9 +189,20 @@ impl Tree {
                 }
                 Event::Alias(anchor) => {
                     tree.signature.push(Signature::Alias(anchor));
+                    aliases += 1;
+                    if aliases > MAX_ALIASES {
+                        return Err(ParseError {
+                            line,
+                            message: format!(
+                                "it holds more than {MAX_ALIASES} aliases, more than tidewatch expands"
+                            ),
+                            limit: true,
+                        });
+                    }
                     let target = anchors.get(&anchor).copied().ok_or_else(|| ParseError {
                         line,
                         message: format!("alias to unknown anchor {anchor}"),
+                        limit: false,
                     })?;
                     Node {
                         kind: NodeKind::Alias(target),
@@ -193,6 +217,7 @@ impl Tree {
                             quoted_end(text, start).ok_or_else(|| ParseError {
                                 line,
                                 message: "unterminated quoted scalar".into(),
+                                limit: false,
                             })?
                         }
                         _ => at(span.end.index()),
@@ -219,6 +244,15 @@ impl Tree {
                     }
                 }
                 Event::MappingStart(anchor, ref tag) | Event::SequenceStart(anchor, ref tag) => {
+                    if stack.len() >= MAX_DEPTH {
+                        return Err(ParseError {
+                            line,
+                            message: format!(
+                                "it is nested more than {MAX_DEPTH} levels deep, more than tidewatch walks"
+                            ),
+                            limit: true,
+                        });
+                    }
                     let mapping = matches!(event, Event::MappingStart(..));
                     tree.signature.push(if mapping {
                         Signature::MappingStart {
@@ -285,16 +319,21 @@ impl Tree {
     /// first, so they win over merged ones in [`Tree::get`]). A mapping that
     /// merges itself (an alias to its own anchor) is expanded once.
     pub fn entries(&self, id: NodeId) -> Vec<(NodeId, NodeId)> {
-        let mut visited = Vec::new();
+        let mut visited = std::collections::HashSet::new();
         self.entries_once(id, &mut visited)
     }
 
-    fn entries_once(&self, id: NodeId, visited: &mut Vec<NodeId>) -> Vec<(NodeId, NodeId)> {
+    /// Recursion is bounded by [`MAX_ALIASES`]: every merge goes through an
+    /// alias, and each mapping is expanded once.
+    fn entries_once(
+        &self,
+        id: NodeId,
+        visited: &mut std::collections::HashSet<NodeId>,
+    ) -> Vec<(NodeId, NodeId)> {
         let id = self.resolve(id);
-        if visited.contains(&id) {
+        if !visited.insert(id) {
             return Vec::new();
         }
-        visited.push(id);
         let NodeKind::Mapping(entries) = &self.nodes[id].kind else {
             return Vec::new();
         };

@@ -49,6 +49,14 @@ pub enum RegistryError {
         detail: String,
     },
 
+    #[error("registry {host} sent bytes for {what} that do not match the digest {expected} (they hash to {actual}); they were refused and not cached: the registry or a proxy in between is corrupting data")]
+    DigestMismatch {
+        host: String,
+        what: String,
+        expected: String,
+        actual: String,
+    },
+
     #[error("credentials for registry {host}: {detail}")]
     Credentials { host: String, detail: String },
 
@@ -80,6 +88,7 @@ impl RegistryError {
             RegistryError::RateLimited { .. } => "rate_limited",
             RegistryError::Status { .. } => "status",
             RegistryError::Malformed { .. } => "malformed",
+            RegistryError::DigestMismatch { .. } => "digest_mismatch",
             RegistryError::Credentials { .. } => "credentials",
             RegistryError::PageBudget { .. } => "page_budget",
             RegistryError::Token { .. } => "token",

@@ -38,12 +38,22 @@ pub async fn digest(host: &Host, repository: &str, tag: &str) -> Result<String, 
         .headers()
         .get("docker-content-digest")
         .and_then(|v| v.to_str().ok())
-        .filter(|d| d.contains(':'))
-        .map(str::to_string)
+        .map(str::trim)
         .ok_or_else(|| RegistryError::Malformed {
             host: host.name.clone(),
-            what,
+            what: what.clone(),
             detail: "the response has no Docker-Content-Digest header".into(),
+        })
+        .and_then(|d| {
+            if super::digest::is_valid(d) {
+                Ok(d.to_string())
+            } else {
+                Err(RegistryError::Malformed {
+                    host: host.name.clone(),
+                    what,
+                    detail: "its Docker-Content-Digest is not a valid sha256/sha512 digest".into(),
+                })
+            }
         })
 }
 
@@ -95,6 +105,7 @@ pub async fn created(
         })
         .await?;
     let body = read_body(host, response, &what).await?;
+    super::digest::verify(&host.name, &what, &image.config.digest, &body)?;
     let config: ConfigCreated =
         serde_json::from_slice(&body).map_err(|e| RegistryError::Malformed {
             host: host.name.clone(),
@@ -132,6 +143,9 @@ async fn fetch_manifest(
         })
         .await?;
     let body = read_body(host, response, &what).await?;
+    if reference.contains(':') {
+        super::digest::verify(&host.name, &what, reference, &body)?;
+    }
     serde_json::from_slice(&body).map_err(|e| RegistryError::Malformed {
         host: host.name.clone(),
         what,

@@ -12,6 +12,7 @@
 
 mod auth;
 mod credentials;
+pub mod digest;
 mod error;
 mod metadata;
 mod metrics;
@@ -115,13 +116,21 @@ impl Client {
         self.metrics.record_cache(false);
         let host = self.host(image)?;
         let created = metadata::created(&host, &image.repository, digest, platforms).await?;
-        self.created_cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key, created);
+        let mut cache = self.created_cache.lock().unwrap_or_else(|p| p.into_inner());
+        // Bounded: past the cap, half the entries go (a digest whose tag is
+        // still watched is simply fetched once more).
+        if cache.len() >= CREATED_CACHE_CAP {
+            let keep: std::collections::HashSet<String> =
+                cache.keys().take(CREATED_CACHE_CAP / 2).cloned().collect();
+            cache.retain(|k, _| keep.contains(k));
+        }
+        cache.insert(key, created);
         Ok(created)
     }
 }
+
+/// Most build times kept (one per digest and platform filter).
+const CREATED_CACHE_CAP: usize = 8192;
 
 /// Docker Hub has several names; settings and hosts use `docker.io`.
 fn canonical_host(host: &str) -> String {

@@ -92,7 +92,9 @@ pub struct Host {
     permits: Semaphore,
     next_slot: Mutex<Instant>,
     paused_until: Mutex<Option<Instant>>,
-    auth: tokio::sync::Mutex<AuthState>,
+    /// Never held across an await: no request, helper run or token fetch
+    /// happens with it taken.
+    auth: Mutex<AuthState>,
     /// Held while the first request learns the host's challenge, so that a
     /// burst of first requests does not collect a 401 each.
     first_contact: tokio::sync::Mutex<()>,
@@ -144,7 +146,7 @@ impl Host {
             settings,
             next_slot: Mutex::new(Instant::now()),
             paused_until: Mutex::new(None),
-            auth: tokio::sync::Mutex::new(AuthState {
+            auth: Mutex::new(AuthState {
                 challenge: None,
                 tokens: TokenCache::default(),
                 credential: None,
@@ -163,10 +165,14 @@ impl Host {
     /// Sends a request, with authentication, limits and retries, and returns
     /// a successful (2xx) response or the error that ended the attempts.
     pub async fn send(&self, call: &Call<'_>) -> Result<Response, RegistryError> {
-        let unknown = self.auth.lock().await.challenge.is_none();
-        let _learning = if unknown {
+        let unknown = self.auth_state().challenge.is_none();
+        // The first request to a host learns its challenge; a burst of first
+        // requests waits for it rather than collecting a 401 each. The guard
+        // covers that one plain request only: it is released as soon as an
+        // answer arrives, before any credential or token is fetched.
+        let mut learning = if unknown {
             let guard = self.first_contact.lock().await;
-            let still_unknown = self.auth.lock().await.challenge.is_none();
+            let still_unknown = self.auth_state().challenge.is_none();
             still_unknown.then_some(guard)
         } else {
             None
@@ -194,6 +200,7 @@ impl Host {
             }
             let result = request.send().await;
             drop(permit);
+            learning.take();
             let response = match result {
                 Ok(r) => r,
                 Err(e) => {
@@ -220,7 +227,7 @@ impl Host {
                 Some(status.as_u16()),
             );
             if status.is_success() {
-                let mut state = self.auth.lock().await;
+                let mut state = self.auth_state();
                 if state.challenge.is_none() {
                     state.challenge = Some(Challenge::Anonymous);
                 }
@@ -233,7 +240,7 @@ impl Host {
                         .get(WWW_AUTHENTICATE)
                         .and_then(|h| h.to_str().ok())
                         .and_then(parse_challenge);
-                    let mut state = self.auth.lock().await;
+                    let mut state = self.auth_state();
                     let learned = challenge.is_some() && state.challenge != challenge;
                     if let Some(c) = challenge {
                         state.challenge = Some(c);
@@ -352,18 +359,37 @@ impl Host {
         .delay(attempt.saturating_sub(1))
     }
 
+    fn auth_state(&self) -> std::sync::MutexGuard<'_, AuthState> {
+        // Plain data; a panic elsewhere leaves it usable.
+        self.auth.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// The `Authorization` header for a request about `repository`, fetching
-    /// a bearer token first if the host wants one and none is cached.
+    /// a bearer token first if the host wants one and none is cached. The
+    /// auth state is only read and written here, never held across the
+    /// credential helper or the token request.
     async fn authorization(&self, repository: &str) -> Result<Option<HeaderValue>, RegistryError> {
-        let mut state = self.auth.lock().await;
-        let challenge = match &state.challenge {
-            None | Some(Challenge::Anonymous) => return Ok(None),
-            Some(c) => c.clone(),
+        let scope = scope(repository);
+        let (challenge, known_credential, cached_token) = {
+            let state = self.auth_state();
+            let challenge = match &state.challenge {
+                None | Some(Challenge::Anonymous) => return Ok(None),
+                Some(c) => c.clone(),
+            };
+            (
+                challenge,
+                state.credential.clone(),
+                state.tokens.get(&scope),
+            )
         };
-        if state.credential.is_none() {
-            state.credential = Some(self.resolve_credential().await?);
-        }
-        let credential = state.credential.clone().flatten();
+        let credential = match known_credential {
+            Some(credential) => credential,
+            None => {
+                let resolved = self.resolve_credential().await?;
+                self.auth_state().credential = Some(resolved.clone());
+                resolved
+            }
+        };
         let value = match challenge {
             Challenge::Anonymous => return Ok(None),
             Challenge::Basic => match &credential {
@@ -371,8 +397,7 @@ impl Host {
                 None => return Ok(None),
             },
             Challenge::Bearer { realm, service } => {
-                let scope = scope(repository);
-                let token = match state.tokens.get(&scope) {
+                let token = match cached_token {
                     Some(token) => {
                         self.metrics.record_cache(true);
                         token
@@ -387,7 +412,9 @@ impl Host {
                                 repository,
                             )
                             .await?;
-                        state.tokens.insert(&scope, token.clone(), usable);
+                        self.auth_state()
+                            .tokens
+                            .insert(&scope, token.clone(), usable);
                         token
                     }
                 };
@@ -433,7 +460,26 @@ impl Host {
             realm: realm.to_string(),
             detail,
         };
-        let mut request = self.http.get(realm).query(&[("scope", scope)]);
+        // The realm is named by the registry's challenge, which anyone able
+        // to answer for the registry controls: the registry's credentials go
+        // to its own origin, or to another host only over https.
+        let realm_url =
+            url::Url::parse(realm).map_err(|e| fail(format!("the realm is not a URL ({e})")))?;
+        if !matches!(realm_url.scheme(), "https" | "http") {
+            return Err(fail(format!(
+                "the realm's scheme `{}` is not http(s)",
+                realm_url.scheme()
+            )));
+        }
+        let may_carry_credentials =
+            realm_url.origin() == self.root.origin() || realm_url.scheme() == "https";
+        if credential.is_some() && !may_carry_credentials {
+            return Err(fail(
+                "it is plain HTTP on another host than the registry, so tidewatch does not send the registry's credentials there; serve the token service over https, or from the registry's own host and port"
+                    .into(),
+            ));
+        }
+        let mut request = self.http.get(realm_url).query(&[("scope", scope)]);
         if let Some(service) = service {
             request = request.query(&[("service", service)]);
         }

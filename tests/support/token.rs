@@ -75,6 +75,7 @@ struct Shared {
     credentials: Option<(String, String)>,
     requests: Mutex<Vec<TokenRequest>>,
     issued: AtomicUsize,
+    tls_cert: Option<PathBuf>,
 }
 
 struct Signer {
@@ -90,12 +91,30 @@ impl TokenIssuer {
     /// requests unless `credentials` is `Some((user, pass))`; then requests
     /// must carry exactly that Basic auth or get a 401.
     pub async fn start(credentials: Option<(String, String)>) -> TokenIssuer {
+        TokenIssuer::start_with(credentials, false).await
+    }
+
+    /// Like [`TokenIssuer::start`], serving HTTPS with a fresh certificate
+    /// for 127.0.0.1 ([`TokenIssuer::tls_cert`]): a realm on another host
+    /// that may receive the registry's credentials.
+    pub async fn start_tls(credentials: Option<(String, String)>) -> TokenIssuer {
+        TokenIssuer::start_with(credentials, true).await
+    }
+
+    /// The certificate a client must trust for an HTTPS issuer.
+    pub fn tls_cert(&self) -> Option<PathBuf> {
+        self.shared.tls_cert.clone()
+    }
+
+    async fn start_with(credentials: Option<(String, String)>, tls: bool) -> TokenIssuer {
         let signer = Signer::generate().await;
+        let tls_files = tls.then(|| super::tls::leaf_certificate(signer.dir.path(), "issuer-tls"));
         let shared = Arc::new(Shared {
             signer,
             credentials,
             requests: Mutex::new(Vec::new()),
             issued: AtomicUsize::new(0),
+            tls_cert: tls_files.as_ref().map(|(cert, _)| cert.clone()),
         });
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -105,14 +124,25 @@ impl TokenIssuer {
         let app = Router::new()
             .route("/token", get(token_endpoint))
             .with_state(Arc::clone(&shared));
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .await
-                .expect("token issuer server");
-        });
+        let scheme = if tls_files.is_some() { "https" } else { "http" };
+        let server = match tls_files {
+            Some((cert, key)) => {
+                let listener = super::tls::TlsListener::new(listener, &cert, &key);
+                tokio::spawn(async move {
+                    axum::serve(listener, app)
+                        .await
+                        .expect("token issuer server");
+                })
+            }
+            None => tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .await
+                    .expect("token issuer server");
+            }),
+        };
 
         TokenIssuer {
-            url: format!("http://{addr}/token"),
+            url: format!("{scheme}://{addr}/token"),
             service: SERVICE.to_owned(),
             issuer: ISSUER.to_owned(),
             shared,
