@@ -235,3 +235,96 @@ fn alias_chains_are_walked_once() {
         started.elapsed()
     );
 }
+
+/// Runs `run` on a file and checks it is refused with `needle` in its note,
+/// in under a second, and left byte for byte as it was.
+fn refused_quickly(name: &str, text: &str, needle: &str) {
+    let repo = tempfile::tempdir().unwrap();
+    let envs = repo.path().join("envs");
+    std::fs::create_dir(&envs).unwrap();
+    std::fs::write(envs.join(name), text).unwrap();
+    // A normal file beside it is still edited.
+    std::fs::write(envs.join("pod.yaml"), POD).unwrap();
+    let started = std::time::Instant::now();
+    let (_, plan) = run(repo.path(), &["envs"], manifest::DEFAULT_SIZE_CAP);
+    let took = started.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(1),
+        "{name}: took {took:?}"
+    );
+    let notes: Vec<String> = plan.notes.iter().map(|n| n.to_string()).collect();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.starts_with(&format!("envs/{name}:")) && n.contains(needle)),
+        "{name}: {notes:?}"
+    );
+    let files: Vec<&str> = plan.changes.iter().map(|c| c.file.as_str()).collect();
+    assert_eq!(files, ["envs/pod.yaml"], "{name}");
+    plan.apply(repo.path()).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(envs.join(name)).unwrap(),
+        text,
+        "{name}"
+    );
+}
+
+#[test]
+fn a_values_file_nested_100000_levels_deep_is_refused_in_under_a_second() {
+    // 100,000 nested block sequences: `- - - - … image: ghcr.io/acme/app:1.0.0`.
+    let mut text = String::from("image:\n");
+    for depth in 0..100_000usize {
+        text.push_str(&" ".repeat(depth.min(2)));
+        text.push_str("- ");
+    }
+    text.push_str("ghcr.io/acme/app:1.0.0\n");
+    refused_quickly("values.yaml", &text, "nested more than 256 levels deep");
+    // Flow style nests without indentation: [[[[…]]]].
+    let flow = format!(
+        "image: {}ghcr.io/acme/app:1.0.0{}\n",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    // saphyr-parser has a recursion limit of its own for flow collections.
+    refused_quickly("values-flow.yaml", &flow, "recursion limit exceeded");
+}
+
+#[test]
+fn a_merge_chain_of_10000_aliases_is_refused_in_under_a_second() {
+    // m0: &m0 {repository: ghcr.io/acme/app, tag: 1.0.0}; mN: &mN {<<: *m(N-1)}
+    let mut values = String::from("m0: &m0\n  repository: ghcr.io/acme/app\n  tag: 1.0.0\n");
+    for i in 1..=10_000 {
+        values.push_str(&format!("m{i}: &m{i}\n  <<: *m{}\n", i - 1));
+    }
+    refused_quickly("values.yaml", &values, "more than 1000 aliases");
+    // The same chain inside a Deployment's containers.
+    let mut deployment = String::from(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec:\n  template:\n    spec:\n      containers:\n        - &c0 {name: app, image: ghcr.io/acme/app:1.0.0}\n",
+    );
+    for i in 1..=10_000 {
+        deployment.push_str(&format!("        - &c{i} {{<<: *c{}}}\n", i - 1));
+    }
+    refused_quickly("deploy.yaml", &deployment, "more than 1000 aliases");
+}
+
+#[test]
+fn a_merge_chain_under_the_limit_is_walked_in_linear_time() {
+    // 900 aliases: allowed, and the chain must not be expanded cubically.
+    let mut values = String::from("m0: &m0\n  repository: ghcr.io/acme/app\n  tag: 1.0.0\n");
+    for i in 1..=900 {
+        values.push_str(&format!("m{i}: &m{i}\n  <<: *m{}\n", i - 1));
+    }
+    let repo = tempfile::tempdir().unwrap();
+    let envs = repo.path().join("envs");
+    std::fs::create_dir(&envs).unwrap();
+    std::fs::write(envs.join("values.yaml"), &values).unwrap();
+    let started = std::time::Instant::now();
+    let (_, plan) = run(repo.path(), &["envs"], manifest::DEFAULT_SIZE_CAP);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    // The one scalar behind the chain is edited once.
+    assert_eq!(plan.edits().count(), 1, "{:?}", plan.notes);
+}

@@ -211,7 +211,10 @@ async fn a_wrong_password_is_a_clear_error_without_the_secret() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn token_auth_asks_the_issuer_for_the_right_scope_and_caches_the_token() {
-    let issuer = TokenIssuer::start(Some(("robot".into(), "tok-pass".into()))).await;
+    // The realm is on another host (port) than the registry, over https with
+    // a test CA: it may receive the credentials.
+    let issuer = TokenIssuer::start_tls(Some(("robot".into(), "tok-pass".into()))).await;
+    assert!(issuer.url.starts_with("https://"));
     let reg = TestRegistry::start(AuthMode::Token(issuer.clone())).await;
     reg.push_image("team/app", &["1.0.0", "1.1.0"], "2024-01-01T00:00:00Z", 1)
         .await;
@@ -223,6 +226,7 @@ async fn token_auth_asks_the_issuer_for_the_right_scope_and_caches_the_token() {
         &reg.host,
         HostSettings {
             credentials: Some(CredentialSource::Env("TW_TEST_TOKEN_CREDS".into())),
+            ca_file: issuer.tls_cert(),
             ..fast()
         },
     )]);
@@ -252,7 +256,7 @@ async fn token_auth_asks_the_issuer_for_the_right_scope_and_caches_the_token() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn token_auth_with_wrong_credentials_names_the_registry() {
-    let issuer = TokenIssuer::start(Some(("robot".into(), "tok-pass".into()))).await;
+    let issuer = TokenIssuer::start_tls(Some(("robot".into(), "tok-pass".into()))).await;
     let reg = TestRegistry::start(AuthMode::Token(issuer.clone())).await;
     reg.push_image("team/app", &["1.0.0"], "2024-01-01T00:00:00Z", 1)
         .await;
@@ -261,6 +265,7 @@ async fn token_auth_with_wrong_credentials_names_the_registry() {
         &reg.host,
         HostSettings {
             credentials: Some(CredentialSource::Env("TW_TEST_TOKEN_WRONG".into())),
+            ca_file: issuer.tls_cert(),
             ..fast()
         },
     )]);
@@ -884,4 +889,149 @@ async fn tls_is_verified_by_default_and_ca_file_trusts_a_private_ca() {
         },
     )]);
     assert_eq!(trusted.list_tags(&name).await.unwrap(), ["1.0.0"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plain_http_realm_on_another_port_never_receives_the_credentials() {
+    // The token service answers on http://127.0.0.1:<other port>/token.
+    let issuer = TokenIssuer::start(Some(("robot".into(), "tok-pass".into()))).await;
+    assert!(issuer.url.starts_with("http://"));
+    let reg = TestRegistry::start(AuthMode::Token(issuer.clone())).await;
+    reg.push_image("team/app", &["1.0.0"], "2024-01-01T00:00:00Z", 1)
+        .await;
+    issuer.clear_requests();
+    std::env::set_var("TW_TEST_TOKEN_PLAIN", "robot:tok-pass-PLAIN-55");
+    let c = client(vec![(
+        &reg.host,
+        HostSettings {
+            credentials: Some(CredentialSource::Env("TW_TEST_TOKEN_PLAIN".into())),
+            ..fast()
+        },
+    )]);
+    let err = c
+        .list_tags(&image(&reg.host, "team/app"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&issuer.url)
+            && err.contains("plain HTTP on another host than the registry")
+            && err.contains("does not send the registry's credentials there"),
+        "{err}"
+    );
+    assert!(!err.contains("PLAIN-55"), "{err}");
+    assert!(
+        issuer.requests().iter().all(|r| r.basic_user.is_none()),
+        "the realm received credentials: {:?}",
+        issuer.requests()
+    );
+    assert!(issuer.requests().is_empty(), "{:?}", issuer.requests());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redirect_to_another_host_carries_no_authorization() {
+    use axum::extract::State;
+    use axum::http::HeaderMap;
+    use std::sync::{Arc, Mutex};
+
+    let reg = TestRegistry::start(AuthMode::Htpasswd {
+        user: "bob".into(),
+        password: "redirect-SECRET-9".into(),
+    })
+    .await;
+    reg.push_image("team/app", &["1.0.0"], "2024-01-01T00:00:00Z", 1)
+        .await;
+    // The other host records every request's headers and serves a tag list.
+    let seen: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let other = listener.local_addr().unwrap();
+    let app = axum::Router::new()
+        .fallback(
+            |State(seen): State<Arc<Mutex<Vec<Option<String>>>>>, headers: HeaderMap| async move {
+                seen.lock().unwrap().push(
+                    headers
+                        .get("authorization")
+                        .map(|v| v.to_str().unwrap_or("?").to_string()),
+                );
+                axum::Json(serde_json::json!({"name": "team/app", "tags": ["9.9.9"]}))
+            },
+        )
+        .with_state(seen.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let proxy = TestProxy::start(&reg.base_url(), ProxyBehavior::default()).await;
+    std::env::set_var("TW_TEST_REDIRECT_CREDS", "bob:redirect-SECRET-9");
+    let c = client(vec![(
+        &proxy.host,
+        HostSettings {
+            credentials: Some(CredentialSource::Env("TW_TEST_REDIRECT_CREDS".into())),
+            ..fast()
+        },
+    )]);
+    let app_image = image(&proxy.host, "team/app");
+    // Learn the challenge first (credentials now go up front), then the
+    // tag list is redirected to the other host.
+    assert_eq!(c.list_tags(&app_image).await.unwrap(), ["1.0.0"]);
+    proxy.inject(
+        "/v2/team/app/tags/list",
+        vec![Fault::Redirect(format!(
+            "http://{other}/v2/team/app/tags/list"
+        ))],
+    );
+    assert_eq!(c.list_tags(&app_image).await.unwrap(), ["9.9.9"]);
+    let proxied = proxy.requests();
+    assert!(
+        proxied.iter().any(|r| r.status == 307),
+        "the redirect was served: {proxied:?}"
+    );
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![None],
+        "no Authorization reached the other host"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_manifest_whose_bytes_do_not_match_its_digest_is_refused_and_not_cached() {
+    let reg = TestRegistry::start(AuthMode::Anonymous).await;
+    reg.push_image("team/app", &["1.0.0"], "2024-01-01T00:00:00Z", 1)
+        .await;
+    let proxy = TestProxy::start(&reg.base_url(), ProxyBehavior::default()).await;
+    let c = client(vec![(&proxy.host, fast())]);
+    let app = image(&proxy.host, "team/app");
+    let digest = c.digest(&app, "1.0.0").await.unwrap();
+    proxy.inject(
+        &format!("/v2/team/app/manifests/{digest}"),
+        vec![Fault::WrongBytes],
+    );
+    let err = c.created(&app, &digest, &[]).await.unwrap_err();
+    assert!(
+        matches!(err, RegistryError::DigestMismatch { .. }),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!("registry {} sent bytes for", proxy.host))
+            && text.contains(&digest),
+        "{text}"
+    );
+    // Nothing was cached: the next call fetches (good bytes) again.
+    let created = c.created(&app, &digest, &[]).await.unwrap();
+    assert_eq!(
+        created.map(|t| t.to_string()).as_deref(),
+        Some("2024-01-01T00:00:00Z")
+    );
+    let manifest_gets = proxy
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path_and_query.contains("/manifests/"))
+        .count();
+    assert_eq!(manifest_gets, 2, "{:?}", proxy.requests());
+    // A config blob with wrong bytes is refused the same way.
+    let fresh = client(vec![(&proxy.host, fast())]);
+    proxy.inject("/v2/team/app/blobs/", vec![Fault::WrongBytes]);
+    let err = fresh.created(&app, &digest, &[]).await.unwrap_err();
+    assert!(
+        matches!(err, RegistryError::DigestMismatch { .. }),
+        "{err:?}"
+    );
 }

@@ -136,6 +136,20 @@ impl Config {
         }
     }
 
+    /// Loads one policy file given as text (`name` is what errors call it):
+    /// the entry point for fuzzing and for callers without a file system.
+    pub fn from_text(name: &str, text: &str) -> Result<Config, ConfigError> {
+        let file = PathBuf::from(name);
+        let mut diagnostics = Vec::new();
+        let parsed = load::parse_file(&file, text, &mut diagnostics);
+        let config = validate::merge_and_check(vec![file], vec![parsed], &mut diagnostics);
+        if diagnostics.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid(diagnostics))
+        }
+    }
+
     /// The settings for a registry host, if the config lists it.
     pub fn registry(&self, host: &str) -> Option<&RegistrySettings> {
         self.registries

@@ -29,6 +29,14 @@ impl Executor<'_> {
     pub async fn run(&mut self, plans: Vec<GroupPlan>) -> Vec<UpdateReport> {
         let mut reports = Vec::new();
         for plan in plans {
+            self.engine.set_step(format!(
+                "delivering update {}{}",
+                plan.update,
+                plan.head
+                    .as_deref()
+                    .map(|h| format!(" ({h})"))
+                    .unwrap_or_default()
+            ));
             let outcome = match self.config.updates.iter().find(|u| u.name == plan.update) {
                 Some(update) => {
                     let update = update.item.clone();

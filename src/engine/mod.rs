@@ -101,6 +101,8 @@ pub struct Engine {
     git_gate: Arc<tokio::sync::Mutex<()>>,
     /// The work directory's process lock, taken by the first cycle.
     workdir_lock: Mutex<Option<WorkdirLock>>,
+    /// What the running cycle is doing, for a cycle abandoned at its deadline.
+    step: Mutex<String>,
 }
 
 impl Engine {
@@ -111,7 +113,17 @@ impl Engine {
             memory: Mutex::new(HashMap::new()),
             git_gate: Arc::new(tokio::sync::Mutex::new(())),
             workdir_lock: Mutex::new(None),
+            step: Mutex::new(String::new()),
         }
+    }
+
+    /// What the running (or last) cycle was doing: "fetching from …".
+    pub fn current_step(&self) -> String {
+        self.step.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set_step(&self, step: String) {
+        *self.step.lock().unwrap_or_else(|p| p.into_inner()) = step;
     }
 
     /// Takes the work directory's exclusive lock (idempotent), so that a
@@ -191,6 +203,7 @@ impl Engine {
         let writes_before = self.forge_writes().await;
         let author = setup::identity(repository);
 
+        self.set_step("scanning the registries".into());
         let (policies, scanned) =
             observe::policies(self, config, options.only_policies.as_ref()).await;
         let mut report = CycleReport {
@@ -222,6 +235,10 @@ impl Engine {
             .map_err(|_| EngineError::Busy)?;
         let mut options_git = setup::workspace_options(repository, options.workdir.clone())?;
         options_git.deadline = options.deadline;
+        self.set_step(format!(
+            "fetching from {}",
+            crate::git::redact_url(&repository.url)
+        ));
         let mut workspace = match WorkspaceHandle::open(options_git, gate).await {
             Ok(workspace) => workspace,
             Err(error) => {
@@ -230,8 +247,11 @@ impl Engine {
                 return Ok(report);
             }
         };
+        self.set_step("reading the updates' files".into());
         let mut updates = observe::files(config, &mut workspace, &author).await?;
+        self.set_step("reading pull requests from the forge".into());
         observe::pull_requests(self, config, &mut updates).await;
+        self.set_step("looking up the digests of picks".into());
         let mut snapshot = Snapshot {
             policies,
             updates,

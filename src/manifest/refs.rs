@@ -388,7 +388,7 @@ fn workloads(
             continue;
         }
         if tree.is_mapping(node) {
-            for (key, value) in tree.entries(node) {
+            for &(key, value) in tree.entries(node) {
                 let is_list = tree
                     .scalar(key)
                     .is_some_and(|k| CONTAINER_LISTS.contains(&k.value.as_str()));
@@ -525,8 +525,8 @@ fn helm_values(
         }
         let children: Vec<Task> = tree
             .entries(node)
-            .into_iter()
-            .map(|(key, value)| {
+            .iter()
+            .map(|&(key, value)| {
                 if tree.scalar(key).is_some_and(|k| k.value == "image")
                     && tree.scalar(value).is_some()
                 {

@@ -11,6 +11,7 @@
 //! produce the same stream except at the scalars that were meant to change.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use saphyr_parser::{Event, Parser, ScalarStyle};
 
@@ -84,6 +85,9 @@ pub struct Tree {
     pub signature: Vec<Signature>,
     /// The 1-based line of each event in `signature`.
     pub event_lines: Vec<usize>,
+    /// Each mapping's entries with merge keys expanded, computed once on
+    /// first use: a chain of merges costs its length once, not per lookup.
+    expanded: Vec<OnceLock<Vec<(NodeId, NodeId)>>>,
 }
 
 /// A file that is not valid YAML, or that passes tidewatch's limits.
@@ -144,6 +148,7 @@ impl Tree {
             documents: Vec::new(),
             signature: Vec::new(),
             event_lines: Vec::new(),
+            expanded: Vec::new(),
         };
         let mut anchors: HashMap<usize, NodeId> = HashMap::new();
         let mut stack: Vec<Frame> = Vec::new();
@@ -292,6 +297,7 @@ impl Tree {
             tree.nodes.push(node);
             attach(&mut tree, &mut stack, id);
         }
+        tree.expanded = (0..tree.nodes.len()).map(|_| OnceLock::new()).collect();
         Ok(tree)
     }
 
@@ -317,38 +323,42 @@ impl Tree {
 
     /// The entries of a mapping, with `<<` merge keys expanded (own keys
     /// first, so they win over merged ones in [`Tree::get`]). A mapping that
-    /// merges itself (an alias to its own anchor) is expanded once.
-    pub fn entries(&self, id: NodeId) -> Vec<(NodeId, NodeId)> {
-        let mut visited = std::collections::HashSet::new();
-        self.entries_once(id, &mut visited)
+    /// merges itself (an alias to its own anchor) adds nothing more.
+    pub fn entries(&self, id: NodeId) -> &[(NodeId, NodeId)] {
+        let mut visiting = std::collections::HashSet::new();
+        self.expand(self.resolve(id), &mut visiting)
     }
 
     /// Recursion is bounded by [`MAX_ALIASES`]: every merge goes through an
-    /// alias, and each mapping is expanded once.
-    fn entries_once(
+    /// alias, and each mapping is expanded once and remembered.
+    fn expand(
         &self,
         id: NodeId,
-        visited: &mut std::collections::HashSet<NodeId>,
-    ) -> Vec<(NodeId, NodeId)> {
-        let id = self.resolve(id);
-        if !visited.insert(id) {
-            return Vec::new();
+        visiting: &mut std::collections::HashSet<NodeId>,
+    ) -> &[(NodeId, NodeId)] {
+        if let Some(done) = self.expanded.get(id).and_then(|cell| cell.get()) {
+            return done;
         }
         let NodeKind::Mapping(entries) = &self.nodes[id].kind else {
-            return Vec::new();
+            return &[];
         };
-        let mut own = Vec::new();
+        if !visiting.insert(id) {
+            return &[];
+        }
+        let mut own = Vec::with_capacity(entries.len());
         let mut merged = Vec::new();
         for (k, v) in entries {
             if self
                 .scalar(*k)
                 .is_some_and(|s| s.value == "<<" && s.style == Style::Plain)
             {
-                match &self.nodes[self.resolve(*v)].kind {
-                    NodeKind::Mapping(_) => merged.extend(self.entries_once(*v, visited)),
+                let source = self.resolve(*v);
+                match &self.nodes[source].kind {
+                    NodeKind::Mapping(_) => merged.extend_from_slice(self.expand(source, visiting)),
                     NodeKind::Sequence(items) => {
                         for item in items {
-                            merged.extend(self.entries_once(*item, visited));
+                            let item = self.resolve(*item);
+                            merged.extend_from_slice(self.expand(item, visiting));
                         }
                     }
                     _ => {}
@@ -357,16 +367,20 @@ impl Tree {
                 own.push((*k, *v));
             }
         }
+        visiting.remove(&id);
         own.extend(merged);
-        own
+        match self.expanded.get(id) {
+            Some(cell) => cell.get_or_init(|| own),
+            None => &[],
+        }
     }
 
     /// The value of `key` in a mapping (merge keys included).
     pub fn get(&self, id: NodeId, key: &str) -> Option<NodeId> {
         self.entries(id)
-            .into_iter()
+            .iter()
             .find(|(k, _)| self.scalar(*k).is_some_and(|s| s.value == key))
-            .map(|(_, v)| v)
+            .map(|(_, v)| *v)
     }
 
     /// The string value of `key`, when it is a scalar.

@@ -128,8 +128,9 @@ async fn run_cycle_in_span(state: &Arc<AppState>, number: u64, due: &HashSet<Str
             abort.abort();
             lock(&state.metrics).record_error("deadline");
             Err(EngineError::Task(format!(
-                "the cycle ran past its deadline of {} s and was abandoned; nothing was pushed after the deadline, and the next cycle starts again from the remote",
-                deadline.as_secs()
+                "the cycle ran past its deadline of {} s while {} and was abandoned; nothing was pushed after the deadline, and the next cycle starts again from the remote",
+                deadline.as_secs_f64(),
+                state.engine.current_step()
             )))
         }
     };

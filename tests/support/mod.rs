@@ -16,6 +16,7 @@ pub mod git_http;
 pub mod github;
 pub mod proxy;
 pub mod registry;
+pub mod tcp;
 pub mod tls;
 pub mod token;
 

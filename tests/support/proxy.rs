@@ -29,6 +29,12 @@ pub enum Fault {
     Garbage,
     /// Sleep this long, then handle the request normally.
     Hang(Duration),
+    /// `307 Temporary Redirect` to this absolute URL (another host).
+    Redirect(String),
+    /// Forward to the registry, but flip the last byte of the body it sends
+    /// (headers, digest included, untouched): content that does not match
+    /// its digest.
+    WrongBytes,
 }
 
 /// How the proxy treats `GET /v2/<name>/tags/list`.
@@ -173,6 +179,23 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         Some(Fault::Hang(delay)) => {
             tokio::time::sleep(delay).await;
             shared.respond(request).await
+        }
+        Some(Fault::Redirect(location)) => (
+            StatusCode::TEMPORARY_REDIRECT,
+            [(header::LOCATION, location)],
+        )
+            .into_response(),
+        Some(Fault::WrongBytes) => {
+            let response = shared.respond(request).await;
+            let (parts, body) = response.into_parts();
+            let mut bytes = axum::body::to_bytes(body, usize::MAX)
+                .await
+                .map(|b| b.to_vec())
+                .unwrap_or_default();
+            if let Some(last) = bytes.last_mut() {
+                *last ^= 0x01;
+            }
+            Response::from_parts(parts, Body::from(bytes))
         }
         None => shared.respond(request).await,
     };
