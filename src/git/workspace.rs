@@ -440,6 +440,16 @@ fn clone(
         .duration_since(std::time::UNIX_EPOCH)
         .map(|elapsed| elapsed.subsec_nanos())
         .unwrap_or(0);
+    // Partial clones of a process that was killed are stale: the work
+    // directory's lock says no other process is cloning here.
+    if let Ok(entries) = std::fs::read_dir(&parent) {
+        let prefix = format!(".{name}.partial-");
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
     let partial = parent.join(format!(".{name}.partial-{}-{nanos}", std::process::id()));
 
     let clone_error = |detail: String| GitError::Clone {

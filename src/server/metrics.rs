@@ -24,6 +24,7 @@ pub struct ServiceMetrics {
     bucket_counts: [u64; BUCKETS.len()],
     duration_sum: f64,
     last_success: BTreeMap<String, f64>,
+    reclones: u64,
 }
 
 impl ServiceMetrics {
@@ -53,6 +54,7 @@ impl ServiceMetrics {
             self.record_error("cycle");
         }
         let Some(report) = report else { return };
+        self.reclones += u64::from(report.git.reclones);
         let now = jiff::Timestamp::now().as_millisecond() as f64 / 1000.0;
         for policy in due {
             if !report.scan_errors.contains_key(policy) {
@@ -146,6 +148,13 @@ impl ServiceMetrics {
             "counter",
             "Pull requests closed as already applied.",
             vec![(String::new(), self.prs_closed.to_string())],
+        );
+        section(
+            &mut text,
+            "tidewatch_workdir_reclones_total",
+            "counter",
+            "Work directories found unusable and cloned afresh.",
+            vec![(String::new(), self.reclones.to_string())],
         );
         section(
             &mut text,
