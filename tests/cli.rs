@@ -318,3 +318,30 @@ fn tags_exit_codes_for_nothing_and_bad_input() {
     let out = tidewatch(&["tags", "Not/A/Ref", "--tags-from", "-"], Some("1.0.0\n"));
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn a_file_that_is_not_utf8_hides_no_other_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("a-binary.yaml"),
+        b"images:\n  - name: \xff\xfe\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("b-typo.yaml"),
+        "images:\n  - name: app\n    image: ghcr.io/acme/app\n    semvr: ^1\n",
+    )
+    .unwrap();
+    let out = tidewatch(&["check", "-c", dir.path().to_str().unwrap()], None);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("a-binary.yaml:2:11: the file is not UTF-8 text"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("b-typo.yaml:4:5: images[0].semvr: unknown field `semvr`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("2 problems found"), "{stderr}");
+}

@@ -19,7 +19,12 @@ use support::registry::{AuthMode, TestRegistry};
 
 fn git_ok(dir: &Path, args: &[&str]) -> bool {
     Command::new("git")
-        .args(["-c", "user.name=Human", "-c", "user.email=human@example.com"])
+        .args([
+            "-c",
+            "user.name=Human",
+            "-c",
+            "user.email=human@example.com",
+        ])
         .args(args)
         .current_dir(dir)
         .stdout(Stdio::null())
@@ -74,7 +79,15 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
     std::fs::create_dir_all(&bare).unwrap();
     git(&bare, &["init", "--bare", "-q"]);
     let human = dir.path().join("human");
-    git(dir.path(), &["clone", "-q", bare.to_str().unwrap(), human.to_str().unwrap()]);
+    git(
+        dir.path(),
+        &[
+            "clone",
+            "-q",
+            bare.to_str().unwrap(),
+            human.to_str().unwrap(),
+        ],
+    );
     std::fs::create_dir_all(human.join("envs/dev")).unwrap();
     let manifest = |tag: &str| {
         format!(
@@ -82,7 +95,11 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
         )
     };
     std::fs::write(human.join("envs/dev/app.yaml"), manifest("1.0.0")).unwrap();
-    std::fs::write(human.join("envs/dev/values.yaml"), format!("image:\n  repository: {image}\n  tag: 1.0.0\n")).unwrap();
+    std::fs::write(
+        human.join("envs/dev/values.yaml"),
+        format!("image:\n  repository: {image}\n  tag: 1.0.0\n"),
+    )
+    .unwrap();
     git(&human, &["add", "."]);
     git(&human, &["commit", "-q", "-m", "initial"]);
     git(&human, &["push", "-q", "origin", "HEAD:main"]);
@@ -114,7 +131,15 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
     let stop = Arc::new(AtomicBool::new(false));
     let pusher = {
         let (bare, clone, stop) = (bare.clone(), dir.path().join("pusher"), stop.clone());
-        git(dir.path(), &["clone", "-q", bare.to_str().unwrap(), clone.to_str().unwrap()]);
+        git(
+            dir.path(),
+            &[
+                "clone",
+                "-q",
+                bare.to_str().unwrap(),
+                clone.to_str().unwrap(),
+            ],
+        );
         std::thread::spawn(move || human_pusher(bare, clone, stop))
     };
 
@@ -123,7 +148,12 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
         // A new version for tidewatch to deliver this round.
         newest = format!("1.{}.0", i + 1);
         registry
-            .push_image("team/app", &[&newest], "2024-02-01T00:00:00Z", 10 + i as u64)
+            .push_image(
+                "team/app",
+                &[&newest],
+                "2024-02-01T00:00:00Z",
+                10 + i as u64,
+            )
             .await;
         let mut child = start_service();
         let wait = Duration::from_millis(fastrand::u64(50..1500));
@@ -191,7 +221,9 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
             let parsed: Result<serde_norway::Value, _> = serde_norway::from_str(&text);
             assert!(parsed.is_ok(), "{commit}:{file} does not parse:\n{text}");
             assert!(
-                text.lines().any(|l| l.contains(&format!("{image}:1.")) || l.trim_start().starts_with("tag: 1.")),
+                text.lines()
+                    .any(|l| l.contains(&format!("{image}:1."))
+                        || l.trim_start().starts_with("tag: 1.")),
                 "{commit}:{file} lost its value:\n{text}"
             );
         }

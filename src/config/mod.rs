@@ -4,6 +4,7 @@
 //! Loading never stops at the first problem: it returns every diagnostic it
 //! can find, so `tidewatch check` shows a user all they have to fix at once.
 
+mod chunks;
 mod diagnostic;
 mod load;
 pub mod model;
@@ -107,10 +108,37 @@ impl Config {
         let mut diagnostics = Vec::new();
         let mut parsed = Vec::new();
         for file in &files {
-            let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
-                path: file.clone(),
-                source,
-            })?;
+            let bytes = read_capped(file)?;
+            // A file that cannot be read as text is one diagnostic; the
+            // other files are still checked.
+            let text = match bytes {
+                Some(bytes) => match String::from_utf8(bytes) {
+                    Ok(text) => text,
+                    Err(e) => {
+                        diagnostics.push(Diagnostic {
+                            file: file.clone(),
+                            position: whereabouts(e.as_bytes(), e.utf8_error().valid_up_to()),
+                            path: String::new(),
+                            message: "the file is not UTF-8 text; save it as UTF-8".into(),
+                            hint: None,
+                        });
+                        String::new()
+                    }
+                },
+                None => {
+                    diagnostics.push(Diagnostic {
+                        file: file.clone(),
+                        position: Position { line: 1, column: 1 },
+                        path: String::new(),
+                        message: format!(
+                            "the file is larger than {} KiB, more than a policy file needs; split it into several files in one directory",
+                            MAX_FILE_BYTES / 1024
+                        ),
+                        hint: None,
+                    });
+                    String::new()
+                }
+            };
             parsed.push(load::parse_file(file, &text, &mut diagnostics));
         }
         let config = validate::merge_and_check(files, parsed, &mut diagnostics);
@@ -157,6 +185,34 @@ impl Config {
             .map(|r| &r.item)
             .find(|r| r.host == host)
     }
+}
+
+/// The largest policy file read (1 MiB).
+pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+/// The file's bytes, or `None` when it is larger than [`MAX_FILE_BYTES`]
+/// (only that much is ever read).
+fn read_capped(file: &Path) -> Result<Option<Vec<u8>>, ConfigError> {
+    use std::io::Read;
+    let read_error = |source| ConfigError::Read {
+        path: file.to_path_buf(),
+        source,
+    };
+    let handle = std::fs::File::open(file).map_err(read_error)?;
+    let mut bytes = Vec::new();
+    handle
+        .take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    Ok((bytes.len() as u64 <= MAX_FILE_BYTES).then_some(bytes))
+}
+
+/// The 1-based line and column of byte `offset`.
+fn whereabouts(bytes: &[u8], offset: usize) -> Position {
+    let before = &bytes[..offset.min(bytes.len())];
+    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+    let column = before.iter().rev().take_while(|b| **b != b'\n').count() + 1;
+    Position { line, column }
 }
 
 fn policy_files(path: &Path) -> Result<Vec<PathBuf>, ConfigError> {

@@ -38,6 +38,10 @@ pub struct PositionIndex {
     entries: HashMap<String, Entry>,
     /// How many YAML documents the file holds.
     pub documents: usize,
+    /// For an index made with [`PositionIndex::lazy`]: the text, indexed on
+    /// the first lookup. A valid file never needs positions, so it never
+    /// pays for the map.
+    pending: Option<Box<(String, std::sync::OnceLock<PositionIndex>)>>,
 }
 
 /// A YAML syntax error, with where the parser stopped.
@@ -60,11 +64,23 @@ enum Frame {
     Skipped,
 }
 
+/// Deepest nesting a policy file may have (real ones stay under 10).
+pub const MAX_DEPTH: usize = 64;
+/// Most YAML nodes one policy file may hold (a file of 5,000 image
+/// policies has about 30,000).
+pub const MAX_NODES: usize = 200_000;
+
 impl PositionIndex {
+    /// Indexes `text`, refusing files past [`MAX_DEPTH`] or [`MAX_NODES`],
+    /// and files whose field paths would take more than 16 bytes per byte
+    /// of the file: the index, like the whole load, stays proportional to
+    /// the file however it is shaped.
     pub fn build(text: &str) -> Result<PositionIndex, SyntaxError> {
         let mut index = PositionIndex::default();
         let mut stack: Vec<Frame> = Vec::new();
         let mut parser = Parser::new_from_str(text);
+        let (mut nodes, mut path_bytes) = (0usize, 0usize);
+        let path_budget = text.len().saturating_mul(16).max(1 << 16);
         while let Some(next) = parser.next_event() {
             let (event, span) = next.map_err(|e| SyntaxError {
                 position: Position {
@@ -74,6 +90,21 @@ impl PositionIndex {
                 message: e.info().to_string(),
             })?;
             let opens = matches!(event, Event::MappingStart(..) | Event::SequenceStart(..));
+            let limit = |message: String| SyntaxError {
+                position: Position::of(&span),
+                message,
+            };
+            if opens && stack.len() >= MAX_DEPTH {
+                return Err(limit(format!(
+                    "the file is nested more than {MAX_DEPTH} levels deep, more than a policy file needs"
+                )));
+            }
+            nodes += 1;
+            if nodes > MAX_NODES {
+                return Err(limit(format!(
+                    "the file holds more than {MAX_NODES} YAML nodes; split it into several files in one directory"
+                )));
+            }
             match event {
                 Event::DocumentStart(_) => index.documents += 1,
                 Event::MappingEnd | Event::SequenceEnd => {
@@ -87,6 +118,13 @@ impl PositionIndex {
                 {
                     let position = Position::of(&span);
                     let path = index.place(&mut stack, &event, position);
+                    path_bytes += path.as_ref().map_or(0, String::len);
+                    if path_bytes > path_budget {
+                        return Err(limit(
+                            "the file's keys are too long or nested too deeply for a policy file"
+                                .into(),
+                        ));
+                    }
                     if opens {
                         stack.push(match (path, &event) {
                             (None, _) => Frame::Skipped,
@@ -101,6 +139,24 @@ impl PositionIndex {
             }
         }
         Ok(index)
+    }
+
+    /// An index of `text` built only when a position is first asked for.
+    pub fn lazy(text: &str) -> PositionIndex {
+        PositionIndex {
+            entries: HashMap::new(),
+            documents: 1,
+            pending: Some(Box::new((text.to_string(), std::sync::OnceLock::new()))),
+        }
+    }
+
+    fn built(&self) -> &PositionIndex {
+        match self.pending.as_deref() {
+            Some((text, cell)) => {
+                cell.get_or_init(|| PositionIndex::build(text).unwrap_or_default())
+            }
+            None => self,
+        }
     }
 
     /// Records a node and returns its path, or `None` if it is (part of) a
@@ -141,12 +197,15 @@ impl PositionIndex {
 
     /// Where the key of `path` is written (or its value, for list items).
     pub fn key(&self, path: &str) -> Option<Position> {
-        self.entries.get(path).map(|e| e.key.unwrap_or(e.value))
+        self.built()
+            .entries
+            .get(path)
+            .map(|e| e.key.unwrap_or(e.value))
     }
 
     /// Where the value of `path` starts.
     pub fn value(&self, path: &str) -> Option<Position> {
-        self.entries.get(path).map(|e| e.value)
+        self.built().entries.get(path).map(|e| e.value)
     }
 
     /// The position of `path`, or of its nearest written ancestor (a missing

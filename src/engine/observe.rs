@@ -61,6 +61,7 @@ pub(super) async fn policies(
                     tags: result.tags.clone(),
                     metadata: result.metadata.clone(),
                     observed_at: now,
+                    invalid_tags: result.invalid_tags,
                 });
                 memory.insert(name.clone(), observation.clone());
                 PolicyState::Known(observation)

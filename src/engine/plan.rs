@@ -419,6 +419,12 @@ fn select(
                 continue;
             }
         };
+        if observation.invalid_tags > 0 {
+            out.notes.push(format!(
+                "{policy}: {} tag(s) listed by the registry are not valid OCI tags and were skipped",
+                observation.invalid_tags
+            ));
+        }
         let now = current
             .iter()
             .filter(|c| c.policy == policy)

@@ -33,7 +33,12 @@ pub struct ScanTarget {
 pub struct ScanResult {
     pub tags: Arc<Vec<String>>,
     pub metadata: HashMap<String, TagMetadata>,
+    /// Tags the registry listed that are not valid OCI tags (skipped).
+    pub invalid_tags: usize,
 }
+
+/// A repository's valid tags and the count of invalid ones skipped.
+type Listed = (Arc<Vec<String>>, usize);
 
 pub async fn scan(
     client: &Arc<Client>,
@@ -45,12 +50,11 @@ pub async fn scan(
     for image in repositories {
         let (client, image) = (client.clone(), image.clone());
         listings.spawn(async move {
-            let tags = client.list_tags(&image).await;
-            (image, tags.map(Arc::new))
+            let tags = client.tags(&image).await;
+            (image, tags.map(|list| (Arc::new(list.tags), list.invalid)))
         });
     }
-    let mut tags_by_image: HashMap<ImageName, Result<Arc<Vec<String>>, RegistryError>> =
-        HashMap::new();
+    let mut tags_by_image: HashMap<ImageName, Result<Listed, RegistryError>> = HashMap::new();
     while let Some(joined) = listings.join_next().await {
         if let Ok((image, tags)) = joined {
             tags_by_image.insert(image, tags);
@@ -60,7 +64,7 @@ pub async fn scan(
     // Digests for every tag some policy could pick, each asked once.
     let mut wanted: BTreeSet<(ImageName, String)> = BTreeSet::new();
     for target in targets {
-        let Some(Ok(tags)) = tags_by_image.get(&target.image) else {
+        let Some(Ok((tags, _))) = tags_by_image.get(&target.image) else {
             continue;
         };
         if target.selector.needs_digests() || target.selector.needs_build_times() {
@@ -86,19 +90,21 @@ pub async fn scan(
 
     let mut results = HashMap::new();
     for target in targets {
-        let result = match tags_by_image.get(&target.image) {
-            None => Err(RegistryError::Unreachable {
-                host: target.image.registry.clone(),
-                detail: "the tag listing task did not finish".into(),
-            }),
-            Some(Err(e)) => Err(e.clone()),
-            Some(Ok(tags)) => metadata_for(client, target, tags, &digests)
-                .await
-                .map(|metadata| ScanResult {
-                    tags: tags.clone(),
-                    metadata,
+        let result =
+            match tags_by_image.get(&target.image) {
+                None => Err(RegistryError::Unreachable {
+                    host: target.image.registry.clone(),
+                    detail: "the tag listing task did not finish".into(),
                 }),
-        };
+                Some(Err(e)) => Err(e.clone()),
+                Some(Ok((tags, invalid))) => metadata_for(client, target, tags, &digests)
+                    .await
+                    .map(|metadata| ScanResult {
+                        tags: tags.clone(),
+                        metadata,
+                        invalid_tags: *invalid,
+                    }),
+            };
         results.insert(target.policy.clone(), result);
     }
     results

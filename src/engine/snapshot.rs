@@ -35,6 +35,8 @@ pub struct Observation {
     /// Digests and build times of the tags the policy could use.
     pub metadata: HashMap<String, TagMetadata>,
     pub observed_at: jiff::Timestamp,
+    /// Tags the registry listed that are not valid OCI tags (skipped).
+    pub invalid_tags: usize,
 }
 
 /// Everything one cycle saw.

@@ -17,6 +17,7 @@ mod refs;
 mod splice;
 mod tree;
 mod walk;
+mod write;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -28,6 +29,7 @@ pub use refs::{Part, RefKind, Target, Watched};
 use splice::plan_file;
 use tree::Tree;
 use walk::files_in_scope;
+pub use write::{write_inside, WriteError};
 
 use crate::policy::Pick;
 use crate::reference::Reference;
@@ -357,23 +359,13 @@ impl Plan {
         out
     }
 
-    /// Writes every changed file under `root`, each atomically (a temporary
-    /// file renamed over the original), so no file is ever half written.
-    pub fn apply(&self, root: &Path) -> std::io::Result<Vec<PathBuf>> {
+    /// Writes every changed file under `root` through [`write_inside`]:
+    /// each atomically, through no symbolic link, keeping its mode.
+    pub fn apply(&self, root: &Path) -> Result<Vec<PathBuf>, WriteError> {
         let mut written = Vec::new();
         for change in &self.changes {
-            let path = root.join(&change.file);
-            let dir = path.parent().unwrap_or(root);
-            let temporary = dir.join(format!(
-                ".{}.tidewatch-tmp",
-                path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
-            ));
-            std::fs::write(&temporary, &change.updated)?;
-            if let Ok(meta) = std::fs::metadata(&path) {
-                std::fs::set_permissions(&temporary, meta.permissions())?;
-            }
-            std::fs::rename(&temporary, &path)?;
-            written.push(path);
+            write::write_inside(root, &change.file, change.updated.as_bytes())?;
+            written.push(root.join(&change.file));
         }
         Ok(written)
     }

@@ -15,7 +15,9 @@ mod parity_tests;
 pub mod range;
 mod select;
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::{Arc, LazyLock, Mutex};
 
 use regex::Regex;
 
@@ -172,8 +174,9 @@ pub(crate) enum Strategy {
 /// A compiled image policy, ready to select.
 #[derive(Clone, Debug)]
 pub struct Policy {
-    pub(crate) excludes: Vec<Regex>,
-    pub(crate) filter: Option<Regex>,
+    /// Shared with every policy that has the same exclude list.
+    pub(crate) excludes: Arc<[Arc<Regex>]>,
+    pub(crate) filter: Option<Arc<Regex>>,
     pub(crate) extract: Option<ExtractTemplate>,
     pub(crate) strategy: Strategy,
     pub(crate) variant_keep: bool,
@@ -188,13 +191,13 @@ impl Policy {
         if spec.exclude_defaults {
             for pattern in DEFAULT_EXCLUDES {
                 // The defaults are constants that are tested to compile.
-                if let Ok(re) = Regex::new(pattern) {
+                if let Ok(re) = shared_regex(pattern) {
                     excludes.push(re);
                 }
             }
         }
         for (i, pattern) in spec.exclude.iter().enumerate() {
-            match Regex::new(pattern) {
+            match shared_regex(pattern) {
                 Ok(re) => excludes.push(re),
                 Err(e) => errors.push(PolicyError::new(
                     format!("exclude[{i}]"),
@@ -204,7 +207,7 @@ impl Policy {
         }
         let filter = match &spec.pattern {
             None => None,
-            Some(pattern) => match Regex::new(pattern) {
+            Some(pattern) => match shared_regex(pattern) {
                 Ok(re) => Some(re),
                 Err(e) => {
                     errors.push(PolicyError::new(
@@ -305,7 +308,7 @@ impl Policy {
             return Err(errors);
         }
         Ok(Policy {
-            excludes,
+            excludes: shared_excludes(excludes),
             filter,
             extract,
             strategy,
@@ -323,6 +326,40 @@ impl Policy {
     pub fn needs_build_times(&self) -> bool {
         matches!(self.strategy, Strategy::NewestBuild(_))
     }
+}
+
+/// A compiled regex for `pattern`, shared by every policy that uses it.
+///
+/// A compiled regex and its cache pool take kilobytes; thousands of
+/// policies repeating the same patterns (the default excludes above all)
+/// would otherwise each hold copies. The cache keeps at most 4,096 patterns.
+fn shared_regex(pattern: &str) -> Result<Arc<Regex>, regex::Error> {
+    static CACHE: LazyLock<Mutex<HashMap<String, Arc<Regex>>>> = LazyLock::new(Default::default);
+    let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(re) = cache.get(pattern) {
+        return Ok(re.clone());
+    }
+    let re = Arc::new(Regex::new(pattern)?);
+    if cache.len() < 4096 {
+        cache.insert(pattern.to_string(), re.clone());
+    }
+    Ok(re)
+}
+
+/// One shared slice per distinct list of exclude patterns.
+fn shared_excludes(list: Vec<Arc<Regex>>) -> Arc<[Arc<Regex>]> {
+    type Shared = Arc<[Arc<Regex>]>;
+    static CACHE: LazyLock<Mutex<HashMap<Vec<String>, Shared>>> = LazyLock::new(Default::default);
+    let key: Vec<String> = list.iter().map(|re| re.as_str().to_string()).collect();
+    let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(shared) = cache.get(&key) {
+        return shared.clone();
+    }
+    let shared: Arc<[Arc<Regex>]> = list.into();
+    if cache.len() < 4096 {
+        cache.insert(key, shared.clone());
+    }
+    shared
 }
 
 /// Regex errors span several lines with a caret diagram; a policy error is

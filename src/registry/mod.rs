@@ -26,6 +26,7 @@ pub use credentials::{Credential, CredentialSource, Secret};
 pub use error::RegistryError;
 pub use metadata::MANIFEST_ACCEPT;
 pub use metrics::{Metrics, RequestCount};
+pub use tags::{is_valid_tag, TagList};
 pub use transport::HostSettings;
 
 use crate::reference::{ImageName, DOCKER_HUB};
@@ -83,8 +84,13 @@ impl Client {
         Ok(host)
     }
 
-    /// Every tag of the repository, deduplicated, across all pages.
+    /// Every valid tag of the repository, deduplicated, across all pages.
     pub async fn list_tags(&self, image: &ImageName) -> Result<Vec<String>, RegistryError> {
+        self.tags(image).await.map(|list| list.tags)
+    }
+
+    /// Like [`Client::list_tags`], also counting the invalid tags skipped.
+    pub async fn tags(&self, image: &ImageName) -> Result<TagList, RegistryError> {
         let host = self.host(image)?;
         tags::list_tags(&host, &image.repository).await
     }

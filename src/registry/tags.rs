@@ -27,12 +27,33 @@ struct TagPage {
     tags: Option<Vec<String>>,
 }
 
-pub async fn list_tags(host: &Host, repository: &str) -> Result<Vec<String>, RegistryError> {
+/// A repository's tags, and how many the registry sent that are not valid
+/// OCI tags (skipped: a tag with a newline must never reach a commit).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TagList {
+    pub tags: Vec<String>,
+    pub invalid: usize,
+}
+
+/// The OCI distribution spec's tag grammar:
+/// `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`.
+pub fn is_valid_tag(tag: &str) -> bool {
+    let bytes = tag.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 128
+        && (bytes[0].is_ascii_alphanumeric() || bytes[0] == b'_')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+pub async fn list_tags(host: &Host, repository: &str) -> Result<TagList, RegistryError> {
     let n = host.settings.page_size.max(1);
     let mut path = format!("/v2/{repository}/tags/list?n={n}");
     let mut requested: HashSet<String> = HashSet::new();
     let mut seen: HashSet<String> = HashSet::new();
     let mut tags: Vec<String> = Vec::new();
+    let mut invalid = 0;
     let mut pages = 0;
     // A registry that has sent a `Link` once paginates by links: a page
     // without one is its last, and `last=` is not tried.
@@ -79,6 +100,10 @@ pub async fn list_tags(host: &Host, repository: &str) -> Result<Vec<String>, Reg
         let last = page_tags.last().cloned();
         let mut added = 0;
         for tag in page_tags {
+            if !is_valid_tag(&tag) {
+                invalid += 1;
+                continue;
+            }
             if seen.insert(tag.clone()) {
                 tags.push(tag);
                 added += 1;
@@ -97,7 +122,10 @@ pub async fn list_tags(host: &Host, repository: &str) -> Result<Vec<String>, Reg
             _ => break,
         };
     }
-    Ok(tags)
+    if invalid > 0 {
+        tracing::warn!(host = %host.name, repository, invalid, "the registry listed tags that are not valid OCI tags; skipped");
+    }
+    Ok(TagList { tags, invalid })
 }
 
 /// Reads a body up to [`MAX_BODY`].
@@ -199,6 +227,25 @@ mod tests {
             Some("https://r.io/v2/a/tags/list?last=y".into())
         );
         assert_eq!(next_link(r#"</x>; rel="prev""#), None);
+    }
+
+    #[test]
+    fn tag_grammar() {
+        for good in ["1.2.3", "v1", "_x", "latest", "a-b_c.d", &"a".repeat(128)] {
+            assert!(is_valid_tag(good), "{good}");
+        }
+        for bad in [
+            "",
+            "-x",
+            ".x",
+            "1.0\nrm",
+            "a b",
+            "a/b",
+            "é",
+            &"a".repeat(129),
+        ] {
+            assert!(!is_valid_tag(bad), "{bad:?}");
+        }
     }
 
     #[test]

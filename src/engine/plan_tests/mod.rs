@@ -98,6 +98,7 @@ fn known(tags: &[&str], metadata: HashMap<String, TagMetadata>) -> PolicyState {
         tags: Arc::new(tags.iter().map(|t| t.to_string()).collect()),
         metadata,
         observed_at: jiff::Timestamp::UNIX_EPOCH,
+        invalid_tags: 0,
     }))
 }
 
