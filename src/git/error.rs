@@ -142,6 +142,15 @@ pub enum GitError {
     },
 
     #[error(
+        "branch {branch:?} of {url} is locked on the remote by {lock}: a push is running there, or one was killed and left its lock behind; if no push to {url} is running, delete {lock} on the remote (tidewatch tries again next cycle)"
+    )]
+    RemoteRefLocked {
+        url: String,
+        branch: String,
+        lock: String,
+    },
+
+    #[error(
         "gave up pushing to branch {branch:?} of {url} after {attempts} attempts, each rejected \
          as not fast-forward (last: {last_reason}); the branch is changing too quickly, \
          tidewatch tries again next cycle"

@@ -11,6 +11,14 @@ use super::{
     valid_branch, Failure, GitError, Identity, PushOutcome, RetryOutcome, Workspace, REMOTE,
 };
 
+/// The path of a ref lock file (`…/refs/heads/main.lock`) named in a git
+/// error or push status, if any.
+pub(super) fn lock_in(text: &str) -> Option<String> {
+    text.split(|c: char| c.is_whitespace() || matches!(c, '\'' | '"' | '`' | ':' | ','))
+        .find(|token| token.ends_with(".lock") && token.contains("refs/"))
+        .map(str::to_string)
+}
+
 /// Whether a per-ref push status from the server means "the branch moved,
 /// fetch and try again" rather than a policy refusal.
 fn is_stale(status: &str) -> bool {
@@ -232,6 +240,13 @@ impl Workspace {
                 }
             }
         }
+        if let Some(lock) = lock_in(&last_reason) {
+            return Err(GitError::RemoteRefLocked {
+                url: self.url.display.clone(),
+                branch: branch.to_string(),
+                lock,
+            });
+        }
         Err(GitError::RetriesExhausted {
             url: self.url.display.clone(),
             branch: branch.to_string(),
@@ -273,6 +288,11 @@ impl Workspace {
             Err(err) if err.code() == ErrorCode::NotFastForward => Ok(PushOutcome::Rejected {
                 reason: self.auth.scrub(err.message()),
             }),
+            // A ref lock on the remote: held by a push in progress (retry),
+            // or left by a killed one (named once the retries run out).
+            Err(err) if lock_in(err.message()).is_some() => Ok(PushOutcome::Rejected {
+                reason: self.auth.scrub(err.message()),
+            }),
             Err(err) => Err(Failure { error: err, state }.into_error(
                 &self.url,
                 &self.auth,
@@ -301,6 +321,20 @@ impl Workspace {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lock_paths_are_found_in_messages() {
+        assert_eq!(
+            lock_in("failed to lock file '/srv/env.git/refs/heads/dev.lock' for writing")
+                .as_deref(),
+            Some("/srv/env.git/refs/heads/dev.lock")
+        );
+        assert_eq!(
+            lock_in("cannot lock ref 'refs/heads/dev': Unable to create '/x/refs/heads/dev.lock': File exists").as_deref(),
+            Some("/x/refs/heads/dev.lock")
+        );
+        assert_eq!(lock_in("non-fast-forward"), None);
+    }
 
     #[test]
     fn stale_statuses() {

@@ -9,8 +9,12 @@
 //! and `/webhook/{source}`.
 
 mod health;
+mod hooks;
+mod listen;
 mod metrics;
 mod page;
+mod ratelimit;
+mod routes;
 mod scheduler;
 
 use std::collections::HashSet;
@@ -20,18 +24,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
+use std::collections::HashMap;
+
 use tokio::sync::Notify;
 
 use crate::config::Config;
 use crate::engine::{self, Engine};
-use crate::reference::ImageName;
-use crate::webhook::{self, Authentication, Source};
+use crate::webhook::{Authentication, ReplayGuard};
 
 pub use metrics::ServiceMetrics;
 pub use page::Status;
@@ -71,15 +70,49 @@ struct AppState {
     stop: Notify,
     /// A cycle's deadline (`server.cycleTimeout`).
     cycle_timeout: Duration,
+    /// When a webhook last caused a scan of each policy.
+    webhook_scans: Mutex<HashMap<String, Instant>>,
+    replays: ReplayGuard,
+    limiter: ratelimit::RateLimiter,
     health: Mutex<health::Health>,
     status: Mutex<Status>,
     metrics: Mutex<ServiceMetrics>,
 }
 
+/// Webhooks scan a policy at most once per this window, however many
+/// arrive: a burst (or a sustained flood) costs one scan now and at most
+/// one at the end of the window.
+pub const WEBHOOK_WINDOW: Duration = Duration::from_secs(5);
+
 impl AppState {
-    /// The policies webhooks asked for since the last cycle.
-    fn take_requested(&self) -> HashSet<String> {
-        std::mem::take(&mut *lock(&self.requested))
+    /// Marks policies as asked for by a webhook, and wakes the scheduler.
+    fn request_scans(&self, policies: &[String]) {
+        lock(&self.requested).extend(policies.iter().cloned());
+        self.wake.notify_one();
+    }
+
+    /// The requested policies whose webhook window has passed (they are
+    /// taken), and when the earliest of the others may go.
+    fn take_requested(&self, now: Instant) -> (HashSet<String>, Option<Instant>) {
+        let mut requested = lock(&self.requested);
+        let mut last = lock(&self.webhook_scans);
+        let mut ready = HashSet::new();
+        let mut later: Option<Instant> = None;
+        requested.retain(|policy| match last.get(policy) {
+            Some(at) if now.saturating_duration_since(*at) < WEBHOOK_WINDOW => {
+                let when = *at + WEBHOOK_WINDOW;
+                later = Some(later.map_or(when, |l| l.min(when)));
+                true
+            }
+            _ => {
+                ready.insert(policy.clone());
+                false
+            }
+        });
+        for policy in &ready {
+            last.insert(policy.clone(), now);
+        }
+        (ready, later)
     }
 }
 
@@ -124,6 +157,9 @@ pub async fn run(config: Config, options: ServerOptions) -> Result<(), ServerErr
         stopping: AtomicBool::new(false),
         stop: Notify::new(),
         cycle_timeout,
+        webhook_scans: Mutex::new(HashMap::new()),
+        replays: ReplayGuard::default(),
+        limiter: ratelimit::RateLimiter::new(50.0, 200.0),
         health: Mutex::new(health::Health::default()),
         status: Mutex::new(Status::new(&config)),
         metrics: Mutex::new(ServiceMetrics::default()),
@@ -135,6 +171,7 @@ pub async fn run(config: Config, options: ServerOptions) -> Result<(), ServerErr
             addr: options.listen,
             source,
         })?;
+    listen::raise_fd_limit();
     tracing::info!(addr = %options.listen, "tidewatch is serving");
     let scheduler = tokio::spawn(scheduler::run(state.clone()));
     // If the scheduler ever stops while the service is not stopping, that
@@ -151,20 +188,24 @@ pub async fn run(config: Config, options: ServerOptions) -> Result<(), ServerErr
             lock(&watched.health).scheduler_stopped = Some(reason);
         }
     });
-    let app = router(state.clone());
     let signalled = state.clone();
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
+    listen::serve(
+        listener,
+        routes::router(state.clone()),
+        routes::probes(state.clone()),
+        listen::Limits::default(),
+        async move {
             wait_for_signal().await;
             tracing::info!("shutting down after the cycle in progress");
             signalled.stopping.store(true, Ordering::SeqCst);
             signalled.stop.notify_one();
-        })
-        .await;
+        },
+    )
+    .await;
     state.stopping.store(true, Ordering::SeqCst);
     state.stop.notify_one();
     let _ = watcher.await;
-    served.map_err(ServerError::Serve)
+    Ok(())
 }
 
 async fn wait_for_signal() {
@@ -188,115 +229,4 @@ async fn wait_for_signal() {
     {
         let _ = interrupt.await;
     }
-}
-
-fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/", get(status_page))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text))
-        .route("/webhook/{source}", post(receive_webhook))
-        .layer(DefaultBodyLimit::max(webhook::MAX_BODY))
-        .with_state(state)
-}
-
-async fn healthz(State(state): State<Arc<AppState>>) -> Response {
-    let busy = state.engine.git_busy();
-    match lock(&state.health).problem(Instant::now(), busy) {
-        None => (StatusCode::OK, "ok\n").into_response(),
-        Some(reason) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("unhealthy: {reason}\n"),
-        )
-            .into_response(),
-    }
-}
-
-async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    match lock(&state.health).unready() {
-        None => (StatusCode::OK, "ready\n").into_response(),
-        Some(reason) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: {reason}\n"),
-        )
-            .into_response(),
-    }
-}
-
-async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
-    let text = lock(&state.metrics).render(state.engine.client().metrics());
-    ([("content-type", "text/plain; version=0.0.4")], text).into_response()
-}
-
-async fn status_page(State(state): State<Arc<AppState>>) -> Html<String> {
-    let last = lock(&state.health).last.clone();
-    Html(lock(&state.status).render(last.as_ref()))
-}
-
-async fn receive_webhook(
-    State(state): State<Arc<AppState>>,
-    Path(source): Path<String>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let source: Source = match source.parse() {
-        Ok(s) => s,
-        Err(_) => {
-            return (
-                StatusCode::NOT_FOUND,
-                format!("unknown webhook source `{source}`\n"),
-            )
-                .into_response()
-        }
-    };
-    let Some(auth) = &state.webhook_auth else {
-        lock(&state.metrics).record_error("webhook_unauthenticated");
-        return (
-            StatusCode::UNAUTHORIZED,
-            "webhooks are refused: set server.webhookSecret (or server.allowUnauthenticatedWebhooks)\n",
-        )
-            .into_response();
-    };
-    let header_pairs: Vec<(String, String)> = headers
-        .iter()
-        .filter_map(|(k, v)| {
-            Some((
-                k.as_str().to_ascii_lowercase(),
-                v.to_str().ok()?.to_string(),
-            ))
-        })
-        .collect();
-    let request = webhook::Request {
-        headers: &header_pairs,
-        query: query.as_deref(),
-        body: &body,
-    };
-    let events = match webhook::handle(source, auth, &request) {
-        Ok(events) => events,
-        Err(e) => {
-            lock(&state.metrics).record_error("webhook_rejected");
-            let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
-            return (status, format!("{e}\n")).into_response();
-        }
-    };
-    let images: HashSet<&ImageName> = events.iter().map(|e| &e.image).collect();
-    let matched: Vec<String> = state
-        .config
-        .images
-        .iter()
-        .filter(|i| ImageName::parse(&i.image).is_ok_and(|n| images.contains(&n)))
-        .map(|i| i.name.clone())
-        .collect();
-    if matched.is_empty() {
-        return (StatusCode::OK, "no image policy watches that image\n").into_response();
-    }
-    lock(&state.requested).extend(matched.iter().cloned());
-    state.wake.notify_one();
-    (
-        StatusCode::ACCEPTED,
-        format!("scan requested for: {}\n", matched.join(", ")),
-    )
-        .into_response()
 }

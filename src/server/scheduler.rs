@@ -49,12 +49,14 @@ pub async fn run(state: Arc<AppState>) {
             .filter(|(_, at)| **at <= now)
             .map(|(p, _)| p.clone())
             .collect();
-        due.extend(state.take_requested());
+        let (asked, deferred) = state.take_requested(now);
+        due.extend(asked);
         if due.is_empty() {
             let earliest = next
                 .values()
-                .min()
                 .copied()
+                .chain(deferred)
+                .min()
                 .unwrap_or(now + Duration::from_secs(60));
             tokio::select! {
                 _ = tokio::time::sleep_until(earliest.into()) => {}

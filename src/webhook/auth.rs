@@ -46,7 +46,20 @@ pub fn authenticate(
                 });
             }
             if let Some(value) = signature {
-                check_signature(source, secret, TIDEWATCH_SIGNATURE, value, request.body)?;
+                // With a timestamp, the signature covers `timestamp.body`,
+                // so the timestamp cannot be changed to make a replay fresh.
+                match request.header(super::replay::TIMESTAMP_HEADER) {
+                    Some(timestamp) => {
+                        let mut signed = Vec::with_capacity(timestamp.len() + 1 + request.body.len());
+                        signed.extend_from_slice(timestamp.trim().as_bytes());
+                        signed.push(b'.');
+                        signed.extend_from_slice(request.body);
+                        check_signature(source, secret, TIDEWATCH_SIGNATURE, value, &signed)?;
+                    }
+                    None => {
+                        check_signature(source, secret, TIDEWATCH_SIGNATURE, value, request.body)?
+                    }
+                }
             }
             if let Some(token) = bearer {
                 check_token(source, secret, "bearer token", token)?;

@@ -37,6 +37,7 @@
 
 mod auth;
 mod payload;
+pub mod replay;
 #[cfg(test)]
 mod tests;
 
@@ -48,6 +49,7 @@ use crate::secret::Secret;
 
 pub use auth::authenticate;
 pub use payload::parse;
+pub use replay::ReplayGuard;
 
 /// Largest accepted request body: 1 MiB. Registry notifications are a few KiB.
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -212,6 +214,9 @@ pub enum WebhookError {
     )]
     EmptySecret { sender: Source },
 
+    #[error("{sender} webhook refused as a replay: {reason}")]
+    Replay { sender: Source, reason: String },
+
     #[error("{sender} webhook payload is malformed: {reason}")]
     Malformed { sender: Source, reason: String },
 
@@ -239,6 +244,7 @@ impl WebhookError {
             | WebhookError::BadSignature { .. }
             | WebhookError::WrongToken { .. } => 401,
             WebhookError::EmptySecret { .. } => 500,
+            WebhookError::Replay { .. } => 409,
             WebhookError::Malformed { .. } | WebhookError::InvalidImage { .. } => 400,
         }
     }
@@ -259,5 +265,32 @@ pub fn handle(
         });
     }
     authenticate(source, auth, request)?;
+    parse(source, request.body)
+}
+
+/// [`handle`], then (for requests authenticated with the secret) the
+/// replay checks of [`ReplayGuard`], before the payload is parsed.
+pub fn handle_guarded(
+    source: Source,
+    auth: &Authentication,
+    request: &Request,
+    guard: &ReplayGuard,
+) -> Result<Vec<ImageEvent>, WebhookError> {
+    if request.body.len() > MAX_BODY {
+        return Err(WebhookError::BodyTooLarge {
+            sender: source,
+            size: request.body.len(),
+            limit: MAX_BODY,
+        });
+    }
+    authenticate(source, auth, request)?;
+    if matches!(auth, Authentication::Secret(_)) {
+        guard.check(
+            source,
+            request,
+            std::time::Instant::now(),
+            jiff::Timestamp::now().as_second(),
+        )?;
+    }
     parse(source, request.body)
 }

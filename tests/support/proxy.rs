@@ -31,6 +31,8 @@ pub enum Fault {
     Hang(Duration),
     /// `307 Temporary Redirect` to this absolute URL (another host).
     Redirect(String),
+    /// `200 OK` with this JSON body, as if the registry had sent it.
+    Json(String),
     /// Forward to the registry, but flip the last byte of the body it sends
     /// (headers, digest included, untouched): content that does not match
     /// its digest.
@@ -180,6 +182,12 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
             tokio::time::sleep(delay).await;
             shared.respond(request).await
         }
+        Some(Fault::Json(body)) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response(),
         Some(Fault::Redirect(location)) => (
             StatusCode::TEMPORARY_REDIRECT,
             [(header::LOCATION, location)],
