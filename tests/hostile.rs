@@ -784,3 +784,41 @@ async fn registry_and_forge_engines_hold_no_secret_in_any_output() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn once_exits_1_naming_the_registry_when_it_cannot_be_reached() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = support::free_port();
+    let image = format!("127.0.0.1:{port}/team/app");
+    let (bare, _) = repository(
+        dir.path(),
+        &[("envs/dev/app.yaml", &pod(&format!("{image}:1.0.0")))],
+    );
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "repository: {{ url: 'file://{}', branch: main }}\nregistries:\n  - {{ host: '127.0.0.1:{port}', insecure: true, maxAttempts: 1 }}\nimages:\n  - {{ name: app, image: '{image}', semver: ^1 }}\nupdates:\n  - {{ name: dev, paths: [envs/dev], branch: dev }}\n",
+            bare.display()
+        ),
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_tidewatch"))
+        .args(["once", "-c", config.to_str().unwrap()])
+        .args(["--workdir", dir.path().join("work").to_str().unwrap()])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "policy app is unknown this cycle: cannot reach registry 127.0.0.1:{port}"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("note: app: not updated this cycle"),
+        "{stdout}"
+    );
+}

@@ -1035,3 +1035,32 @@ async fn a_manifest_whose_bytes_do_not_match_its_digest_is_refused_and_not_cache
         "{err:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_429_error_reports_the_retry_after_the_registry_sent() {
+    let reg = TestRegistry::start(AuthMode::Anonymous).await;
+    reg.push_image("team/app", &["1.0.0"], "2024-01-01T00:00:00Z", 1)
+        .await;
+    let proxy = TestProxy::start(&reg.base_url(), ProxyBehavior::default()).await;
+    let too_many = || Fault::Status {
+        status: 429,
+        retry_after: Some("3600".into()),
+    };
+    proxy.inject("/v2/team/app/tags/list", vec![too_many(), too_many()]);
+    let c = client(vec![(
+        &proxy.host,
+        HostSettings {
+            max_attempts: 2,
+            max_retry_after: Duration::from_millis(50),
+            ..fast()
+        },
+    )]);
+    let err = c
+        .list_tags(&image(&proxy.host, "team/app"))
+        .await
+        .unwrap_err()
+        .to_string();
+    // The wait was capped (the call took well under an hour), but the
+    // message says what the registry asked for.
+    assert!(err.contains("(last Retry-After 3600 s)"), "{err}");
+}

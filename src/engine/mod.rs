@@ -288,6 +288,7 @@ impl Engine {
             .await
         };
         report.git = workspace.stats();
+        report.reclones = workspace.reclones.clone();
         report.forge_writes = self.forge_writes().await - writes_before;
         report.registry_requests = self.client.metrics().total(None) - requests_before;
         Ok(report)

@@ -126,6 +126,8 @@ pub struct CycleReport {
     /// Policies scanned at the registry this cycle.
     pub scanned: Vec<String>,
     pub git: GitStats,
+    /// Why the work directory was cloned afresh during this cycle.
+    pub reclones: Vec<String>,
     /// Writing requests sent to the forge during this cycle.
     pub forge_writes: u64,
     pub registry_requests: u64,

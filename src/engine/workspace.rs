@@ -19,6 +19,8 @@ use crate::git::{GitStats, Workspace, WorkspaceOptions};
 use super::EngineError;
 
 pub struct WorkspaceHandle {
+    /// Why the clone was made afresh during this cycle.
+    pub reclones: Vec<String>,
     /// Behind a mutex only so the handle is `Sync` (a libgit2 repository is
     /// not); it is never contended: `run` takes `&mut self`.
     inner: std::sync::Mutex<Option<Workspace>>,
@@ -44,6 +46,7 @@ impl WorkspaceHandle {
         .await
         .map_err(|e| EngineError::Task(e.to_string()))??;
         Ok(WorkspaceHandle {
+            reclones: workspace.reclone_reasons().to_vec(),
             stats: workspace.stats(),
             inner: std::sync::Mutex::new(Some(workspace)),
             gate,
@@ -71,6 +74,7 @@ impl WorkspaceHandle {
         .await
         .map_err(|e| EngineError::Task(format!("a git task failed: {e}")))?;
         self.stats = workspace.stats();
+        self.reclones = workspace.reclone_reasons().to_vec();
         *self.inner.get_mut().unwrap_or_else(|p| p.into_inner()) = Some(workspace);
         Ok(result)
     }

@@ -217,6 +217,8 @@ pub enum RetryOutcome {
 /// A clone of the environment repository; see the module docs.
 pub struct Workspace {
     repo: Repository,
+    /// Why the clone was made afresh since it was opened.
+    reclones: Vec<String>,
     /// Network operations are abandoned once this passes (the cycle's).
     deadline: Option<std::time::Instant>,
     path: PathBuf,

@@ -38,6 +38,7 @@ impl Workspace {
             _ => None,
         };
         let mut stats = GitStats::default();
+        let mut reclones = Vec::new();
         let repo = if path.join(".git").exists() {
             match reuse(&path, &url).and_then(|repo| healthy(repo, &path, &url)) {
                 Ok(repo) => repo,
@@ -49,6 +50,7 @@ impl Workspace {
                     let repo = reclone(&path, &url, &auth, depth, deadline)?;
                     stats.clones += 1;
                     stats.reclones += 1;
+                    reclones.push(problem.to_string());
                     repo
                 }
                 Err(problem) => return Err(problem),
@@ -60,6 +62,7 @@ impl Workspace {
         };
         Ok(Workspace {
             repo,
+            reclones,
             deadline,
             path,
             url,
@@ -96,7 +99,13 @@ impl Workspace {
         self.repo = reclone(&self.path, &self.url, &self.auth, self.depth, self.deadline)?;
         self.stats.clones += 1;
         self.stats.reclones += 1;
+        self.reclones.push(problem.to_string());
         Ok(())
+    }
+
+    /// Why the work directory was cloned afresh since it was opened.
+    pub fn reclone_reasons(&self) -> &[String] {
+        &self.reclones
     }
 
     /// The worktree, where the caller edits files.

@@ -29,6 +29,8 @@ pub struct Status {
     declines: BTreeMap<String, Vec<Decline>>,
     commits: VecDeque<(jiff::Timestamp, String, String, String)>,
     last_cycle_error: Option<String>,
+    /// The last time the work directory was cloned afresh, and why.
+    last_reclone: Option<(jiff::Timestamp, String)>,
 }
 
 impl Status {
@@ -51,6 +53,7 @@ impl Status {
             declines: BTreeMap::new(),
             commits: VecDeque::new(),
             last_cycle_error: None,
+            last_reclone: None,
         }
     }
 
@@ -76,6 +79,9 @@ impl Status {
                 return;
             }
         };
+        if let Some(reason) = report.reclones.last() {
+            self.last_reclone = Some((now, reason.clone()));
+        }
         for policy in &report.scanned {
             if let Some(p) = self.policies.get_mut(policy) {
                 p.last_scan = Some(now);
@@ -178,6 +184,14 @@ th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid #ddd;vertical
                 );
             }
             None => html.push_str("<p class=\"muted\">No cycle has completed yet.</p>"),
+        }
+        if let Some((when, why)) = &self.last_reclone {
+            let _ = write!(
+                html,
+                "<p>The work directory was cloned afresh at {}: {}</p>",
+                when.strftime("%Y-%m-%d %H:%M:%S UTC"),
+                escape(why)
+            );
         }
         if let Some(e) = &self.last_cycle_error {
             let _ = write!(
@@ -325,6 +339,9 @@ mod tests {
                 }],
                 intent: String::new(),
             }],
+            reclones: vec![
+                "a stale lock file .git/index.lock was left by a process that was killed".into(),
+            ],
             ..CycleReport::default()
         };
         status.record_cycle(&HashSet::new(), &Ok(report));
