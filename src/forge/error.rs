@@ -105,6 +105,9 @@ pub enum ForgeError {
         detail: String,
     },
 
+    #[error("{forge} does not offer {feature} to tidewatch; remove the setting that needs it, or use a forge that has it")]
+    Unsupported { forge: String, feature: String },
+
     #[error(
         "{forge}: {detail} (pull request #{number} on {repo}); fix the name in `pullRequest:`"
     )]
@@ -132,6 +135,7 @@ impl ForgeError {
             ForgeError::Transport { .. } => "transport",
             ForgeError::Malformed { .. } => "malformed",
             ForgeError::UnknownName { .. } => "unknown_name",
+            ForgeError::Unsupported { .. } => "unsupported",
         }
     }
 }

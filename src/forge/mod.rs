@@ -96,8 +96,41 @@ pub trait Forge: Send + Sync + std::fmt::Debug {
     /// Closes pull request `number` without merging it.
     async fn close_pr(&self, number: u64) -> Result<(), ForgeError>;
 
+    /// The combined commit status of commit `sha` (what CI, Flux's
+    /// notification-controller and Argo CD notifications write), or `None`
+    /// when nothing has reported a status for it. Forges without commit
+    /// statuses keep this default, which says so.
+    async fn commit_status(&self, sha: &str) -> Result<Option<CommitState>, ForgeError> {
+        let _ = sha;
+        Err(ForgeError::Unsupported {
+            forge: self.describe(),
+            feature: "commit statuses".to_string(),
+        })
+    }
+
     /// Writing requests sent so far (each retry counted), for reports.
     fn write_calls(&self) -> u64;
+}
+
+/// A commit's combined status, in the words GitHub, GitLab and Gitea share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CommitState {
+    Success,
+    Pending,
+    Failure,
+    Error,
+}
+
+impl CommitState {
+    /// The state as `requireStatus:` spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CommitState::Success => "success",
+            CommitState::Pending => "pending",
+            CommitState::Failure => "failure",
+            CommitState::Error => "error",
+        }
+    }
 }
 
 /// Scrubs every known secret (of at least 4 characters) out of `text`.
