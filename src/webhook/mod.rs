@@ -250,13 +250,8 @@ impl WebhookError {
     }
 }
 
-/// The whole pipeline: size cap, then authentication, then parsing. Nothing
-/// in the body is looked at before the request is authenticated.
-pub fn handle(
-    source: Source,
-    auth: &Authentication,
-    request: &Request,
-) -> Result<Vec<ImageEvent>, WebhookError> {
+/// Refuses a body over [`MAX_BODY`] before anything else looks at it.
+fn check_size(source: Source, request: &Request) -> Result<(), WebhookError> {
     if request.body.len() > MAX_BODY {
         return Err(WebhookError::BodyTooLarge {
             sender: source,
@@ -264,6 +259,17 @@ pub fn handle(
             limit: MAX_BODY,
         });
     }
+    Ok(())
+}
+
+/// The whole pipeline: size cap, then authentication, then parsing. Nothing
+/// in the body is looked at before the request is authenticated.
+pub fn handle(
+    source: Source,
+    auth: &Authentication,
+    request: &Request,
+) -> Result<Vec<ImageEvent>, WebhookError> {
+    check_size(source, request)?;
     authenticate(source, auth, request)?;
     parse(source, request.body)
 }
@@ -276,13 +282,7 @@ pub fn handle_guarded(
     request: &Request,
     guard: &ReplayGuard,
 ) -> Result<Vec<ImageEvent>, WebhookError> {
-    if request.body.len() > MAX_BODY {
-        return Err(WebhookError::BodyTooLarge {
-            sender: source,
-            size: request.body.len(),
-            limit: MAX_BODY,
-        });
-    }
+    check_size(source, request)?;
     authenticate(source, auth, request)?;
     if matches!(auth, Authentication::Secret(_)) {
         guard.check(
