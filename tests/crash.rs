@@ -75,34 +75,19 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
         .await;
     let image = format!("{}/team/app", registry.host);
 
-    let bare = dir.path().join("fleet.git");
-    std::fs::create_dir_all(&bare).unwrap();
-    git(&bare, &["init", "--bare", "-q"]);
-    let human = dir.path().join("human");
-    git(
-        dir.path(),
-        &[
-            "clone",
-            "-q",
-            bare.to_str().unwrap(),
-            human.to_str().unwrap(),
-        ],
-    );
-    std::fs::create_dir_all(human.join("envs/dev")).unwrap();
     let manifest = |tag: &str| {
         format!(
             "# the app\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\nspec:\n  template:\n    spec:\n      containers:\n        - name: app\n          image: {image}:{tag}   # pinned by tidewatch\n"
         )
     };
-    std::fs::write(human.join("envs/dev/app.yaml"), manifest("1.0.0")).unwrap();
-    std::fs::write(
-        human.join("envs/dev/values.yaml"),
-        format!("image:\n  repository: {image}\n  tag: 1.0.0\n"),
-    )
-    .unwrap();
-    git(&human, &["add", "."]);
-    git(&human, &["commit", "-q", "-m", "initial"]);
-    git(&human, &["push", "-q", "origin", "HEAD:main"]);
+    let values = format!("image:\n  repository: {image}\n  tag: 1.0.0\n");
+    let (bare, human) = support::environment_repo(
+        dir.path(),
+        &[
+            ("envs/dev/app.yaml", &manifest("1.0.0")),
+            ("envs/dev/values.yaml", &values),
+        ],
+    );
     git(&human, &["push", "-q", "origin", "HEAD:dev"]);
 
     let config = dir.path().join("policies.yaml");

@@ -33,34 +33,15 @@ fn pod(image: &str) -> String {
     format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: app\nspec:\n  containers:\n    - name: app\n      image: {image}\n")
 }
 
-/// A bare repository `fleet.git` under `root` whose `envs/dev` and
+/// A bare repository `fleet.git` under `root` (clone in `root/human`) whose `envs/dev` and
 /// `envs/prod` hold `image` at 1.0.0; returns its path.
 fn seed_repository(root: &Path, image: &str) -> PathBuf {
-    let bare = root.join("fleet.git");
-    std::fs::create_dir_all(&bare).unwrap();
-    git(&bare, &["init", "--bare", "-q"]);
-    let seed = root.join("seed");
-    git(
+    let app = pod(&format!("{image}:1.0.0"));
+    support::environment_repo(
         root,
-        &[
-            "clone",
-            "-q",
-            bare.to_str().unwrap(),
-            seed.to_str().unwrap(),
-        ],
-    );
-    for env in ["dev", "prod"] {
-        std::fs::create_dir_all(seed.join(format!("envs/{env}"))).unwrap();
-        std::fs::write(
-            seed.join(format!("envs/{env}/app.yaml")),
-            pod(&format!("{image}:1.0.0")),
-        )
-        .unwrap();
-    }
-    git(&seed, &["add", "."]);
-    git(&seed, &["commit", "-q", "-m", "initial"]);
-    git(&seed, &["push", "-q", "origin", "HEAD:main"]);
-    bare
+        &[("envs/dev/app.yaml", &app), ("envs/prod/app.yaml", &app)],
+    )
+    .0
 }
 
 fn file_on(bare: &Path, branch: &str, path: &str) -> Option<String> {
@@ -479,7 +460,7 @@ async fn links_out_of_scope_are_refused_and_nothing_outside_changes() {
     // envs/dev/p -> ../prod (another update's), escape -> the outside dir,
     // all committed to the repository.
     let bare = seed_repository(dir.path(), &image);
-    let seed = dir.path().join("seed");
+    let seed = dir.path().join("human");
     std::os::unix::fs::symlink("../prod", seed.join("envs/dev/p")).unwrap();
     std::os::unix::fs::symlink(outside.path(), seed.join("escape")).unwrap();
     git(&seed, &["add", "."]);

@@ -11,10 +11,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hmac::{KeyInit, Mac};
-use support::git;
 use support::github::FakeGitHub;
 use support::proxy::{Fault, ProxyBehavior, TestProxy};
 use support::registry::{AuthMode, TestRegistry};
+use support::{environment_repo as repository, git};
 use tidewatch::config::Config;
 use tidewatch::engine::{CycleReport, Engine, OnceOptions, Outcome};
 
@@ -28,32 +28,6 @@ impl Drop for Service {
 
 fn pod(image: &str) -> String {
     format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: app\nspec:\n  containers:\n    - name: app\n      image: {image}\n")
-}
-
-/// A bare repository and a human's clone of it, `files` committed to main.
-fn repository(root: &Path, files: &[(&str, &str)]) -> (PathBuf, PathBuf) {
-    let bare = root.join("fleet.git");
-    std::fs::create_dir_all(&bare).unwrap();
-    git(&bare, &["init", "--bare", "-q"]);
-    let human = root.join("human");
-    git(
-        root,
-        &[
-            "clone",
-            "-q",
-            bare.to_str().unwrap(),
-            human.to_str().unwrap(),
-        ],
-    );
-    for (path, text) in files {
-        let file = human.join(path);
-        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-        std::fs::write(file, text).unwrap();
-    }
-    git(&human, &["add", "."]);
-    git(&human, &["commit", "-q", "-m", "initial"]);
-    git(&human, &["push", "-q", "origin", "HEAD:main"]);
-    (bare, human)
 }
 
 fn show(bare: &Path, spec: &str) -> Option<String> {

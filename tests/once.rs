@@ -40,30 +40,11 @@ impl World {
             .await;
         let image = format!("{}/team/app", registry.host);
 
-        let bare = dir.path().join("fleet.git");
-        let scratch = dir.path().join("human");
-        std::fs::create_dir_all(&bare).unwrap();
-        git(&bare, &["init", "--bare", "-q"]);
-        git(
+        let app = deployment(&format!("{image}:1.0.0"));
+        let (bare, scratch) = support::environment_repo(
             dir.path(),
-            &[
-                "clone",
-                "-q",
-                bare.to_str().unwrap(),
-                scratch.to_str().unwrap(),
-            ],
+            &[("envs/dev/app.yaml", &app), ("envs/prod/app.yaml", &app)],
         );
-        for env in ["dev", "prod"] {
-            std::fs::create_dir_all(scratch.join(format!("envs/{env}"))).unwrap();
-            std::fs::write(
-                scratch.join(format!("envs/{env}/app.yaml")),
-                deployment(&format!("{image}:1.0.0")),
-            )
-            .unwrap();
-        }
-        git(&scratch, &["add", "."]);
-        git(&scratch, &["commit", "-q", "-m", "initial"]);
-        git(&scratch, &["push", "-q", "origin", "HEAD:main"]);
 
         let github = FakeGitHub::start("acme", "fleet", &bare, TOKEN).await;
         std::env::set_var("TW_ONCE_GH_TOKEN", TOKEN);

@@ -66,34 +66,12 @@ impl World {
         let app = format!("{}/team/app", apps.host);
         let worker = format!("{}/team/worker", proxy.host);
 
-        let bare = dir.path().join("fleet.git");
-        let human = dir.path().join("human");
-        std::fs::create_dir_all(&bare).unwrap();
-        git(&bare, &["init", "--bare", "-q"]);
-        git(
+        let dev = manifest(&format!("{app}:1.0.0"), None);
+        let prod = manifest(&format!("{app}:1.0.0"), Some(&format!("{worker}:2.0.0")));
+        let (bare, human) = support::environment_repo(
             dir.path(),
-            &[
-                "clone",
-                "-q",
-                bare.to_str().unwrap(),
-                human.to_str().unwrap(),
-            ],
+            &[("envs/dev/app.yaml", &dev), ("envs/prod/app.yaml", &prod)],
         );
-        std::fs::create_dir_all(human.join("envs/dev")).unwrap();
-        std::fs::create_dir_all(human.join("envs/prod")).unwrap();
-        std::fs::write(
-            human.join("envs/dev/app.yaml"),
-            manifest(&format!("{app}:1.0.0"), None),
-        )
-        .unwrap();
-        std::fs::write(
-            human.join("envs/prod/app.yaml"),
-            manifest(&format!("{app}:1.0.0"), Some(&format!("{worker}:2.0.0"))),
-        )
-        .unwrap();
-        git(&human, &["add", "."]);
-        git(&human, &["commit", "-q", "-m", "initial"]);
-        git(&human, &["push", "-q", "origin", "HEAD:main"]);
 
         let github = FakeGitHub::start("acme", "fleet", &bare, TOKEN).await;
         std::env::set_var(env_var, TOKEN);

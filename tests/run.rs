@@ -8,7 +8,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hmac::{KeyInit, Mac};
-use support::git;
 use support::proxy::{Fault, ProxyBehavior, TestProxy};
 use support::registry::{AuthMode, TestRegistry};
 
@@ -88,28 +87,9 @@ async fn start_service_behind(hang: Option<Duration>) -> Running {
         .map_or_else(|| registry.host.clone(), |p| p.host.clone());
     let image = format!("{host}/team/app");
 
-    let bare = dir.path().join("fleet.git");
-    std::fs::create_dir_all(&bare).unwrap();
-    git(&bare, &["init", "--bare", "-q"]);
-    let seed = dir.path().join("seed");
-    git(
-        dir.path(),
-        &[
-            "clone",
-            "-q",
-            bare.to_str().unwrap(),
-            seed.to_str().unwrap(),
-        ],
-    );
-    std::fs::create_dir_all(seed.join("envs/dev")).unwrap();
-    std::fs::write(
-        seed.join("envs/dev/app.yaml"),
-        format!("kind: Pod\nspec:\n  containers:\n    - name: app\n      image: {image}:1.0.0\n"),
-    )
-    .unwrap();
-    git(&seed, &["add", "."]);
-    git(&seed, &["commit", "-q", "-m", "initial"]);
-    git(&seed, &["push", "-q", "origin", "HEAD:main"]);
+    let pod =
+        format!("kind: Pod\nspec:\n  containers:\n    - name: app\n      image: {image}:1.0.0\n");
+    let (bare, _seed) = support::environment_repo(dir.path(), &[("envs/dev/app.yaml", &pod)]);
 
     let config: PathBuf = dir.path().join("policies.yaml");
     std::fs::write(

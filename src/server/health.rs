@@ -33,6 +33,9 @@ pub struct Running {
     pub started: Instant,
     pub started_at: jiff::Timestamp,
     pub deadline: Duration,
+    /// What it was doing when it was abandoned (None while it runs), so a
+    /// later cycle that finds its git work still running can say what.
+    pub abandoned_while: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -104,6 +107,7 @@ mod tests {
 
     fn running(started: Instant, deadline: u64) -> Running {
         Running {
+            abandoned_while: None,
             number: 3,
             started,
             started_at: jiff::Timestamp::UNIX_EPOCH,

@@ -100,6 +100,7 @@ async fn run_cycle_in_span(state: &Arc<AppState>, number: u64, due: &HashSet<Str
         started,
         started_at,
         deadline,
+        abandoned_while: None,
     });
     let options = OnceOptions {
         workdir: state.workdir.clone(),
@@ -129,10 +130,13 @@ async fn run_cycle_in_span(state: &Arc<AppState>, number: u64, due: &HashSet<Str
         Err(_) => {
             abort.abort();
             lock(&state.metrics).record_error("deadline");
+            let step = state.engine.current_step();
+            if let Some(running) = lock(&state.health).running.as_mut() {
+                running.abandoned_while = Some(step.clone());
+            }
             Err(EngineError::Task(format!(
-                "the cycle ran past its deadline of {} s while {} and was abandoned; nothing was pushed after the deadline, and the next cycle starts again from the remote",
+                "the cycle ran past its deadline of {} s while {step} and was abandoned; nothing was pushed after the deadline, and the next cycle starts again from the remote",
                 deadline.as_secs_f64(),
-                state.engine.current_step()
             )))
         }
     };
@@ -157,7 +161,14 @@ async fn run_cycle_in_span(state: &Arc<AppState>, number: u64, due: &HashSet<Str
             number,
             started_at,
             took,
-            outcome: outcome_line(&result),
+            outcome: match (&result, &health.abandoned) {
+                (Err(EngineError::Busy), Some(earlier)) => format!(
+                    "skipped: the git work of cycle #{}, abandoned at its deadline while {}, is still running on the work directory; the next cycle tries again",
+                    earlier.number,
+                    earlier.abandoned_while.as_deref().unwrap_or("working")
+                ),
+                _ => outcome_line(&result),
+            },
         });
     }
     match &result {

@@ -135,3 +135,35 @@ pub fn git(dir: &std::path::Path, args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// A bare repository `fleet.git` under `root` and a human's clone of it
+/// (`human`), with `files` (path, text) committed and pushed to `main`.
+/// Returns (bare, clone).
+pub fn environment_repo(
+    root: &std::path::Path,
+    files: &[(&str, &str)],
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let bare = root.join("fleet.git");
+    std::fs::create_dir_all(&bare).expect("create the bare repository's directory");
+    git(&bare, &["init", "--bare", "-q"]);
+    let human = root.join("human");
+    git(
+        root,
+        &[
+            "clone",
+            "-q",
+            bare.to_str().expect("UTF-8 temp path"),
+            human.to_str().expect("UTF-8 temp path"),
+        ],
+    );
+    for (path, text) in files {
+        let file = human.join(path);
+        std::fs::create_dir_all(file.parent().expect("a file path has a parent"))
+            .expect("create the file's directory");
+        std::fs::write(file, text).expect("write a seed file");
+    }
+    git(&human, &["add", "."]);
+    git(&human, &["commit", "-q", "-m", "initial"]);
+    git(&human, &["push", "-q", "origin", "HEAD:main"]);
+    (bare, human)
+}
