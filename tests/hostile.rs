@@ -796,3 +796,65 @@ async fn once_exits_1_naming_the_registry_when_it_cannot_be_reached() {
         "{stdout}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stale_index_lock_under_run_is_healed_and_shown_on_the_status_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_service, base, registry, _) = service(
+        dir.path(),
+        "  webhookSecret: { env: TW_HOSTILE_WEBHOOK }\n",
+        None,
+    )
+    .await;
+    let http = support::http_client();
+    // A killed git process left its lock behind in the service's clone.
+    let lock = dir.path().join("work/.git/index.lock");
+    std::fs::write(&lock, b"").unwrap();
+    registry
+        .push_image("team/app", &["1.1.0"], "2024-01-02T00:00:00Z", 2)
+        .await;
+    let body = format!(
+        r#"{{"image": "{}/team/app", "tag": "1.1.0"}}"#,
+        registry.host
+    );
+    let now = jiff::Timestamp::now().as_second().to_string();
+    let response = http
+        .post(format!("{base}/webhook/generic"))
+        .header("x-tidewatch-timestamp", &now)
+        .header(
+            "x-tidewatch-signature-256",
+            github_signature("hostile-webhook-secret", format!("{now}.{body}").as_bytes()),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+
+    let bare = dir.path().join("fleet.git");
+    let started = Instant::now();
+    let page = loop {
+        let page = http
+            .get(format!("{base}/"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let landed =
+            show(&bare, "dev:envs/dev/app.yaml").is_some_and(|f| f.contains("team/app:1.1.0"));
+        if landed && page.contains("cloned afresh") {
+            break page;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "never healed: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(page.contains("index.lock"), "{page}");
+    assert!(!lock.exists());
+    let ready = http.get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+}
