@@ -8,6 +8,7 @@
 //! `reference` parses and normalises image names for all of them.
 
 pub mod config;
+pub mod deadline;
 pub mod duration;
 pub mod engine;
 pub mod forge;

@@ -105,7 +105,7 @@ async fn run_cycle_in_span(state: &Arc<AppState>, number: u64, due: &HashSet<Str
         workdir: state.workdir.clone(),
         dry_run: false,
         only_policies: Some(due.clone()),
-        deadline: Some(started + deadline),
+        deadline: Some((started + deadline).into()),
     };
     let task_state = state.clone();
     let task =
