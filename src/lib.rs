@@ -13,6 +13,7 @@ pub mod duration;
 pub mod engine;
 pub mod forge;
 pub mod git;
+pub mod lease;
 pub mod manifest;
 pub mod policy;
 pub mod reference;

@@ -332,6 +332,15 @@ fn check_server(config: &Config, report: &mut Reporter<'_>) {
             report.at_value(server.source, "server.cycleTimeout", e, None);
         }
     }
+    if let Some(election) = &server.leader_election {
+        for p in crate::lease::Settings::from_config(election)
+            .err()
+            .unwrap_or_default()
+        {
+            let path = format!("server.leaderElection.{}", p.field);
+            report.at_value(server.source, &path, p.message, None);
+        }
+    }
 }
 
 fn check_registries(config: &Config, report: &mut Reporter<'_>) {
