@@ -60,9 +60,7 @@ impl Executor<'_> {
 
     async fn outcome(&mut self, update: &Update, intent: &Intent) -> Result<Outcome, EngineError> {
         let writes = !matches!(intent, Intent::Nothing | Intent::Fail { .. });
-        if writes
-            && self.deadline.as_ref().is_some_and(|d| d.passed())
-        {
+        if writes && self.deadline.as_ref().is_some_and(|d| d.passed()) {
             return Ok(Outcome::Failed {
                 error: "the cycle's deadline passed before this update was delivered; nothing was written for it, the next cycle tries again".into(),
             });
