@@ -46,9 +46,17 @@ impl LeaseApi {
     /// service account; the namespace is `namespace`, else `POD_NAMESPACE`,
     /// else the client config's.
     pub async fn connect(namespace: Option<&str>) -> Result<LeaseApi, LeaseError> {
-        let mut config = kube::Config::infer()
+        let config = kube::Config::infer()
             .await
             .map_err(|e| LeaseError::Connect(e.to_string()))?;
+        LeaseApi::with_config(config, namespace)
+    }
+
+    /// A client from `config` (for a caller that built its own).
+    pub fn with_config(
+        mut config: kube::Config,
+        namespace: Option<&str>,
+    ) -> Result<LeaseApi, LeaseError> {
         // The elector retries every retryPeriod itself; a client-side retry
         // would resend a PUT past the time the caller allowed it.
         config.default_retry = false;

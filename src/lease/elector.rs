@@ -285,6 +285,17 @@ impl Elector {
     }
 }
 
+impl Drop for Elector {
+    /// A dropped elector stops renewing (its Leases then expire; call
+    /// [`Elector::shutdown`] first to give them back).
+    fn drop(&mut self) {
+        self.inner.stopping.store(true, Ordering::SeqCst);
+        for task in lock(&self.tasks).drain(..) {
+            task.abort();
+        }
+    }
+}
+
 /// The record to write for a release, if this replica holds `key`.
 pub(super) fn release_record(
     inner: &Inner,
