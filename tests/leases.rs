@@ -593,6 +593,16 @@ async fn futures_join<F: std::future::Future>(futures: impl Iterator<Item = F>) 
     out.into_iter().map(|v| v.unwrap()).collect()
 }
 
+/// A process's resident memory (Linux `/proc`).
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next().and_then(|n| n.parse().ok()))
+        .unwrap_or(0)
+}
+
 fn strip_ansi(line: &str) -> String {
     let mut out = String::new();
     let mut chars = line.chars();
@@ -691,6 +701,18 @@ async fn one_holder_at_every_sample(n: usize) {
             );
         }
     }
+    for replica in &replicas {
+        let role = if replica.name == holder {
+            "holder"
+        } else {
+            "standby"
+        };
+        eprintln!(
+            "{} ({role}): resident memory {} kB",
+            replica.name,
+            rss_kb(replica.child.id())
+        );
+    }
     let holding = replicas.iter().find(|r| r.name == holder).unwrap();
     let (_, metrics) = fleet.get(holding, "/metrics").await;
     assert!(
@@ -772,6 +794,82 @@ async fn a_killed_holder_is_replaced_within_lease_duration_and_retry_period() {
     )
     .await;
     assert_eq!(ready, [next]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopped_holder_gives_the_lease_back_at_once() {
+    let fleet = Fleet::start().await;
+    let mut replicas: Vec<Replica> = ["replica-a", "replica-b"]
+        .iter()
+        .map(|name| fleet.replica(name, Some(FAST)))
+        .collect();
+    let holder = wait_for("a holder", Duration::from_secs(30), async || fleet.holder()).await;
+    let all: Vec<&Replica> = replicas.iter().collect();
+    wait_for("the holder ready", Duration::from_secs(30), async || {
+        (fleet.ready(&all).await == [holder.clone()]).then_some(())
+    })
+    .await;
+    let victim = replicas.iter_mut().find(|r| r.name == holder).unwrap();
+    let stopped = Instant::now();
+    let status = Command::new("kill")
+        .args(["-TERM", &victim.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let next = wait_for("another holder", Duration::from_secs(10), async || {
+        fleet.holder().filter(|h| *h != holder)
+    })
+    .await;
+    let took = stopped.elapsed();
+    let exit = victim.child.wait().unwrap();
+    assert!(
+        exit.success(),
+        "SIGTERM exits 0: {exit:?}\n{}",
+        victim.log()
+    );
+    assert!(
+        victim.log().contains("gave the Lease back"),
+        "{}",
+        victim.log()
+    );
+    // Released, not expired: well before leaseDuration.
+    assert!(
+        took < Duration::from_secs(FAST.lease) - Duration::from_millis(FAST.retry_ms),
+        "{next} took over {took:?} after SIGTERM"
+    );
+    eprintln!("takeover after SIGTERM: {took:?}");
+}
+
+#[test]
+fn a_replica_without_a_kubernetes_client_exits_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("p.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "repository: {{ url: 'file://{}/none.git' }}\nserver:\n  leaderElection: {{}}\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let port = support::free_port();
+    let out = Command::new(env!("CARGO_BIN_EXE_tidewatch"))
+        .args(["run", "-c", config.to_str().unwrap()])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--workdir", dir.path().join("work").to_str().unwrap()])
+        .env("KUBECONFIG", dir.path().join("missing-kubeconfig"))
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("KUBERNETES_SERVICE_PORT")
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("leader election is on (`server.leaderElection`), but no Kubernetes API client could be configured"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("set KUBECONFIG"), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
