@@ -366,6 +366,49 @@ async fn one_lease_needs_no_roster_and_a_holder_that_cannot_renew_stops_in_time(
     );
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_holder_that_gave_up_takes_its_own_lease_back_before_it_expires() {
+    let server = KubeApi::start().await;
+    let keys = vec!["repo".to_string()];
+    let a = elector(&server, "a", &keys);
+    let started = Instant::now();
+    while !a.holds("repo") {
+        assert!(started.elapsed() < Duration::from_secs(5));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let b = elector(&server, "b", &keys);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    server.fail(Fail::WritesBy("a".into()));
+    while a.holds("repo") {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The API answers again before the Lease expired for b: a's record is
+    // still a's, so a renews it (client-go's "I am the holder") and b
+    // never holds it.
+    server.fail(Fail::Nothing);
+    let gave_up = Instant::now();
+    while !a.holds("repo") {
+        // At its next round (a retry period), not when the Lease expires
+        // (leaseDuration - renewDeadline = 1 s after giving up).
+        assert!(
+            gave_up.elapsed() < Duration::from_millis(600),
+            "a did not take its own Lease back at its next round"
+        );
+        assert!(!b.holds("repo"));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    eprintln!(
+        "a took its own Lease back {:?} after giving up",
+        gave_up.elapsed()
+    );
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(a.holds("repo") && !b.holds("repo"));
+    assert!(server
+        .writes()
+        .iter()
+        .all(|w| w.holder.as_deref() == Some("a")));
+}
+
 // ---------------------------------------------------------------------
 // Real replicas: `tidewatch run` processes.
 

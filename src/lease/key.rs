@@ -92,19 +92,25 @@ async fn candidate(inner: &Inner, key: &Key, started: Instant) -> Instant {
         }
     }
     let now = Instant::now();
-    let free_for = {
+    let (free_for, ours) = {
         let mut state = key.state();
         state.error = None;
-        if state.observation.held_at(now).is_some() {
-            state.free_since = None;
-            return state
-                .observation
-                .expires_at()
-                .map_or(next, |end| end.min(next));
+        match state.observation.held_at(now) {
+            // Still recorded as ours (this replica gave up, or a write that
+            // timed out landed after all): renew it, as client-go does.
+            Some(holder) if holder == inner.identity => (Duration::ZERO, true),
+            Some(_) => {
+                state.free_since = None;
+                return state
+                    .observation
+                    .expires_at()
+                    .map_or(next, |end| end.min(next));
+            }
+            None => (now - *state.free_since.get_or_insert(now), false),
         }
-        now - *state.free_since.get_or_insert(now)
     };
-    if !inner.roster_ready.load(Ordering::SeqCst) || !fair_to_take(inner, free_for) {
+    let fair = inner.roster_ready.load(Ordering::SeqCst) && fair_to_take(inner, free_for);
+    if !ours && !fair {
         return next;
     }
     match acquire_or_renew(inner, key, until, true).await {
