@@ -8,10 +8,12 @@
 //! `reference` parses and normalises image names for all of them.
 
 pub mod config;
+pub mod deadline;
 pub mod duration;
 pub mod engine;
 pub mod forge;
 pub mod git;
+pub mod lease;
 pub mod manifest;
 pub mod policy;
 pub mod reference;

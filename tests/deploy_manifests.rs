@@ -352,8 +352,8 @@ fn manifests_fit_together() {
     let configmap = str_at(policies, &["configMap", "name"]).unwrap();
     object(&format!("configmap/{configmap}"));
 
-    // One replica and Recreate: cycles for one environment repository must
-    // never overlap.
+    // Two replicas under leader election; Recreate, because a new pod is a
+    // standby that never becomes Ready while an old one holds the Lease.
     assert_eq!(
         deployment
             .get("spec")
@@ -361,12 +361,158 @@ fn manifests_fit_together() {
             .get("replicas")
             .unwrap()
             .as_u64(),
-        Some(1)
+        Some(2)
     );
     assert_eq!(
         str_at(&deployment, &["spec", "strategy", "type"]),
         Some("Recreate")
     );
+    leader_election_fits(labels, spec, account);
+}
+
+/// The pieces leader election needs, and that they point at each other.
+fn leader_election_fits(labels: &Value, spec: &Value, account: &str) {
+    let selects_pods = |selector: &Value, what: &str| {
+        let wanted = selector
+            .get("matchLabels")
+            .and_then(Value::as_mapping)
+            .unwrap_or_else(|| panic!("{what} has matchLabels"));
+        assert!(!wanted.is_empty(), "{what} selects something");
+        for (key, value) in wanted {
+            assert_eq!(
+                labels.get(key.as_str().unwrap()),
+                Some(value),
+                "{what} selects the pods by {key:?}"
+            );
+        }
+    };
+
+    // The Role grants exactly get, create and update on Leases.
+    let role = object("role/tidewatch-leases");
+    let rules = role.get("rules").and_then(Value::as_sequence).unwrap();
+    assert_eq!(rules.len(), 1, "one rule: {rules:?}");
+    let list = |key: &str| -> BTreeSet<String> {
+        rules[0]
+            .get(key)
+            .and_then(Value::as_sequence)
+            .unwrap_or_else(|| panic!("the rule has {key}"))
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        list("apiGroups"),
+        BTreeSet::from(["coordination.k8s.io".to_owned()])
+    );
+    assert_eq!(list("resources"), BTreeSet::from(["leases".to_owned()]));
+    assert_eq!(
+        list("verbs"),
+        ["create", "get", "update"]
+            .iter()
+            .map(|v| v.to_string())
+            .collect()
+    );
+
+    // The RoleBinding gives that Role to the pods' ServiceAccount.
+    let binding = object("rolebinding/tidewatch-leases");
+    assert_eq!(str_at(&binding, &["roleRef", "kind"]), Some("Role"));
+    assert_eq!(
+        str_at(&binding, &["roleRef", "name"]),
+        Some("tidewatch-leases")
+    );
+    assert_eq!(
+        str_at(&binding, &["roleRef", "apiGroup"]),
+        Some("rbac.authorization.k8s.io")
+    );
+    let subjects = binding
+        .get("subjects")
+        .and_then(Value::as_sequence)
+        .unwrap();
+    assert_eq!(subjects.len(), 1);
+    assert_eq!(str_at(&subjects[0], &["kind"]), Some("ServiceAccount"));
+    assert_eq!(str_at(&subjects[0], &["name"]), Some(account));
+    assert!(
+        subjects[0].get("namespace").is_none(),
+        "the binding is namespace-less like the rest"
+    );
+    // The pods get the token the Lease calls need.
+    assert_eq!(
+        spec.get("automountServiceAccountToken")
+            .and_then(Value::as_bool),
+        Some(true)
+    );
+
+    // At most one pod disrupted at a time, and the budget covers the pods.
+    let budget = object("poddisruptionbudget/tidewatch");
+    let budget_spec = budget.get("spec").unwrap();
+    assert_eq!(
+        budget_spec.get("maxUnavailable").and_then(Value::as_u64),
+        Some(1)
+    );
+    assert_eq!(
+        str_at(budget_spec, &["unhealthyPodEvictionPolicy"]),
+        Some("AlwaysAllow"),
+        "a standby is never Ready; it must stay evictable"
+    );
+    selects_pods(
+        budget_spec.get("selector").unwrap(),
+        "the PodDisruptionBudget",
+    );
+
+    // The replicas are spread over nodes.
+    let terms = spec
+        .get("affinity")
+        .and_then(|a| a.get("podAntiAffinity"))
+        .and_then(|a| a.get("preferredDuringSchedulingIgnoredDuringExecution"))
+        .and_then(Value::as_sequence)
+        .expect("pod anti-affinity");
+    let term = terms[0].get("podAffinityTerm").unwrap();
+    assert_eq!(
+        str_at(term, &["topologyKey"]),
+        Some("kubernetes.io/hostname")
+    );
+    selects_pods(term.get("labelSelector").unwrap(), "the anti-affinity");
+
+    // POD_NAME and POD_NAMESPACE come from the downward API.
+    let container = &spec.get("containers").unwrap().as_sequence().unwrap()[0];
+    let env = container.get("env").and_then(Value::as_sequence).unwrap();
+    for (name, field) in [
+        ("POD_NAME", "metadata.name"),
+        ("POD_NAMESPACE", "metadata.namespace"),
+    ] {
+        let var = env
+            .iter()
+            .find(|v| str_at(v, &["name"]) == Some(name))
+            .unwrap_or_else(|| panic!("{name} is set"));
+        assert_eq!(
+            str_at(var, &["valueFrom", "fieldRef", "fieldPath"]),
+            Some(field),
+            "{name}"
+        );
+    }
+    // A standby is alive (/healthz) but not ready (/readyz).
+    assert_eq!(
+        str_at(container, &["livenessProbe", "httpGet", "path"]),
+        Some("/healthz")
+    );
+    assert_eq!(
+        str_at(container, &["readinessProbe", "httpGet", "path"]),
+        Some("/readyz")
+    );
+
+    // The shipped policy turns leader election on.
+    let configmap = object("configmap/tidewatch-policies");
+    let fleet = str_at(&configmap, &["data", "fleet.yaml"]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fleet.yaml");
+    std::fs::write(&path, fleet).unwrap();
+    let config = tidewatch::config::Config::load(&path).unwrap();
+    let election = config
+        .server
+        .as_ref()
+        .and_then(|s| s.leader_election.clone())
+        .expect("server.leaderElection in fleet.yaml");
+    assert!(election.namespace.is_none(), "the pod's namespace is used");
 }
 
 /// Loads `path` with tidewatch's own loader, as `tidewatch check -c` does.

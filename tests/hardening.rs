@@ -266,7 +266,7 @@ impl World {
                     workdir: Some(self.dir.path().join("work")),
                     dry_run: false,
                     only_policies: None,
-                    deadline: Some(Instant::now() + Duration::from_secs(60)),
+                    deadline: Some((Instant::now() + Duration::from_secs(60)).into()),
                 },
             )
             .await

@@ -36,7 +36,7 @@ pub fn run(args: &OnceArgs) -> ExitCode {
         workdir: args.workdir.clone(),
         dry_run: args.dry_run,
         only_policies: None,
-        deadline: Some(std::time::Instant::now() + super::cycle_timeout(&config)),
+        deadline: Some((std::time::Instant::now() + super::cycle_timeout(&config)).into()),
     };
     let report = match runtime.block_on(engine::once(&config, &options)) {
         Ok(r) => r,

@@ -49,6 +49,35 @@ pub struct Server {
     /// running at its deadline is abandoned: nothing is pushed after it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cycle_timeout: Option<String>,
+    /// Run several replicas: a replica runs cycles for the repository only
+    /// while it holds the repository's Kubernetes Lease. Omit for one replica.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader_election: Option<LeaderElection>,
+}
+
+/// Kubernetes Lease leader election (coordination.k8s.io/v1), with
+/// client-go's semantics and defaults.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LeaderElection {
+    /// The Lease's namespace; default: `POD_NAMESPACE`, else the namespace
+    /// of the Kubernetes client config (in a pod: its service account's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// The Lease's name; default `tidewatch`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// How long a standby waits, after it last saw the Lease change, before
+    /// it takes the Lease over; whole seconds (default `15s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_duration: Option<String>,
+    /// A holder whose renewal has not succeeded for this long stops its
+    /// work (default `10s`); less than `leaseDuration`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renew_deadline: Option<String>,
+    /// Time between attempts to acquire or renew (default `2s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_period: Option<String>,
 }
 
 /// The environment repository.

@@ -13,6 +13,9 @@ use super::{Config, Located, Source};
 use crate::policy::Policy;
 use crate::reference::ImageName;
 
+mod server;
+use server::check_server;
+
 /// Reports problems at a field path of an item in one of the files.
 struct Reporter<'a> {
     files: &'a [PathBuf],
@@ -294,12 +297,6 @@ const PAGE_BUDGET: Range = (1.0, 100_000.0);
 const TIMEOUT_SECONDS: Range = (0.1, 3_600.0);
 const MAX_ATTEMPTS: Range = (1.0, 20.0);
 const DEPTH: Range = (1.0, 1_000_000.0);
-/// `server.cycleTimeout`: from a second to a day.
-const CYCLE_TIMEOUT: (std::time::Duration, std::time::Duration) = (
-    std::time::Duration::from_secs(1),
-    std::time::Duration::from_secs(86_400),
-);
-
 fn check_range(
     report: &mut Reporter<'_>,
     source: usize,
@@ -321,16 +318,6 @@ fn check_range(
             format!("{field} must be between {min} and {max}, not {shown}"),
             None,
         );
-    }
-}
-
-fn check_server(config: &Config, report: &mut Reporter<'_>) {
-    let Some(server) = &config.server else { return };
-    if let Some(timeout) = &server.cycle_timeout {
-        let (min, max) = CYCLE_TIMEOUT;
-        if let Err(e) = crate::duration::parse_within(timeout, min, max, "the cycle timeout") {
-            report.at_value(server.source, "server.cycleTimeout", e, None);
-        }
     }
 }
 
@@ -604,18 +591,4 @@ fn unsafe_path(path: &str) -> Option<&'static str> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::unsafe_path;
-
-    #[test]
-    fn paths_must_stay_inside_the_repository() {
-        assert_eq!(unsafe_path("envs/dev"), None);
-        assert_eq!(unsafe_path("./envs/dev"), None);
-        assert_eq!(unsafe_path("."), None);
-        assert!(unsafe_path("/etc").is_some());
-        assert!(unsafe_path("../other").is_some());
-        assert!(unsafe_path("envs/../../x").is_some());
-        assert!(unsafe_path("C:\\x").is_some());
-        assert!(unsafe_path("").is_some());
-    }
-}
+mod tests;

@@ -22,7 +22,7 @@ pub(super) struct Executor<'a> {
     pub config: &'a Config,
     pub author: &'a Identity,
     pub workspace: &'a mut WorkspaceHandle,
-    pub deadline: Option<std::time::Instant>,
+    pub deadline: Option<crate::deadline::Deadline>,
 }
 
 impl Executor<'_> {
@@ -60,11 +60,7 @@ impl Executor<'_> {
 
     async fn outcome(&mut self, update: &Update, intent: &Intent) -> Result<Outcome, EngineError> {
         let writes = !matches!(intent, Intent::Nothing | Intent::Fail { .. });
-        if writes
-            && self
-                .deadline
-                .is_some_and(|d| std::time::Instant::now() >= d)
-        {
+        if writes && self.deadline.as_ref().is_some_and(|d| d.passed()) {
             return Ok(Outcome::Failed {
                 error: "the cycle's deadline passed before this update was delivered; nothing was written for it, the next cycle tries again".into(),
             });

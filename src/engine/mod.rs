@@ -62,8 +62,9 @@ pub struct OnceOptions {
     /// the others carry their last known observation. `None` scans all.
     pub only_policies: Option<HashSet<String>>,
     /// The cycle's deadline: no push starts after it, and git transfers
-    /// still running are abandoned.
-    pub deadline: Option<std::time::Instant>,
+    /// still running are abandoned. Under leader election it is also
+    /// bounded by the lease (see [`crate::deadline`]).
+    pub deadline: Option<crate::deadline::Deadline>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -234,7 +235,7 @@ impl Engine {
             .try_lock_owned()
             .map_err(|_| EngineError::Busy)?;
         let mut options_git = setup::workspace_options(repository, options.workdir.clone())?;
-        options_git.deadline = options.deadline;
+        options_git.deadline = options.deadline.clone();
         self.set_step(format!(
             "fetching from {}",
             crate::git::redact_url(&repository.url)
@@ -282,7 +283,7 @@ impl Engine {
                 config,
                 author: &author,
                 workspace: &mut workspace,
-                deadline: options.deadline,
+                deadline: options.deadline.clone(),
             }
             .run(plans)
             .await

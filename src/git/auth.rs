@@ -9,7 +9,6 @@
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use base64::Engine as _;
 use git2::{CertificateCheckStatus, Cred, CredentialType, RemoteCallbacks};
@@ -137,11 +136,11 @@ impl Auth {
     pub(crate) fn callbacks<'a>(
         &'a self,
         state: &'a RefCell<CallbackState>,
-        deadline: Option<Instant>,
+        deadline: Option<&'a crate::deadline::Deadline>,
     ) -> RemoteCallbacks<'a> {
         let mut callbacks = RemoteCallbacks::new();
         let within = move || {
-            let passed = deadline.is_some_and(|d| Instant::now() >= d);
+            let passed = deadline.is_some_and(|d| d.passed());
             if passed {
                 state.borrow_mut().deadline_passed = true;
             }

@@ -162,7 +162,7 @@ pub enum GitError {
         last_reason: String,
     },
 
-    #[error("the cycle's deadline passed while trying to {operation} {url}; the operation was abandoned with nothing pushed, and the next cycle starts again from the remote (raise `server.cycleTimeout` if this repository is slow)")]
+    #[error("the cycle's deadline passed while trying to {operation} {url}; the operation was abandoned with nothing pushed, and the next cycle starts again from the remote (raise `server.cycleTimeout` if this repository is slow; under leader election the deadline is also the moment the Lease could be lost, when renewing it failed)")]
     Deadline {
         url: String,
         operation: &'static str,

@@ -134,8 +134,9 @@ pub struct WorkspaceOptions {
     /// shallow fetches (and does not need them).
     pub depth: Option<i32>,
     pub retry: RetryPolicy,
-    /// Network operations still running at this instant are abandoned.
-    pub deadline: Option<std::time::Instant>,
+    /// Network operations still running at this deadline are abandoned
+    /// (it may move: see [`crate::deadline`]).
+    pub deadline: Option<crate::deadline::Deadline>,
 }
 
 impl WorkspaceOptions {
@@ -220,7 +221,7 @@ pub struct Workspace {
     /// Why the clone was made afresh since it was opened.
     reclones: Vec<String>,
     /// Network operations are abandoned once this passes (the cycle's).
-    deadline: Option<std::time::Instant>,
+    deadline: Option<crate::deadline::Deadline>,
     path: PathBuf,
     url: RemoteUrl,
     auth: Auth,
@@ -393,7 +394,7 @@ fn fetch_into(
     auth: &Auth,
     depth: Option<i32>,
     reflog: &str,
-    deadline: Option<std::time::Instant>,
+    deadline: Option<&crate::deadline::Deadline>,
 ) -> Result<(), Failure> {
     let state = RefCell::new(CallbackState::default());
     let result = {

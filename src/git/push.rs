@@ -88,7 +88,7 @@ impl Workspace {
         let state = RefCell::new(CallbackState::default());
         let wanted = format!("refs/heads/{branch}");
         let result = {
-            let callbacks = self.auth.callbacks(&state, self.deadline);
+            let callbacks = self.auth.callbacks(&state, self.deadline.as_ref());
             self.repo.find_remote(REMOTE).and_then(|mut remote| {
                 let connection =
                     remote.connect_auth(git2::Direction::Fetch, Some(callbacks), None)?;
@@ -267,7 +267,7 @@ impl Workspace {
         self.stats.pushes += 1;
         let state = RefCell::new(CallbackState::default());
         let result = {
-            let mut callbacks = self.auth.callbacks(&state, self.deadline);
+            let mut callbacks = self.auth.callbacks(&state, self.deadline.as_ref());
             callbacks.push_update_reference(|refname, status| {
                 if let Some(status) = status {
                     state

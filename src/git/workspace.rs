@@ -24,7 +24,7 @@ impl Workspace {
         let url = RemoteUrl::parse(&options.url);
         let auth = Auth::new(&options.credentials, &url, &options.url);
         let path = options.resolved_workdir()?;
-        let deadline = options.deadline;
+        let deadline = options.deadline.clone();
         let depth = match options.depth {
             Some(depth) if depth > 0 && url.transport == Transport::Local => {
                 tracing::debug!(
@@ -47,7 +47,7 @@ impl Workspace {
                     // (a stale lock, a broken object, no HEAD, another
                     // URL): clone afresh rather than fail every cycle.
                     tracing::warn!(url = %url.display, path = %path.display(), problem = %problem, "the work directory is unusable; cloning it afresh");
-                    let repo = reclone(&path, &url, &auth, depth, deadline)?;
+                    let repo = reclone(&path, &url, &auth, depth, deadline.as_ref())?;
                     stats.clones += 1;
                     stats.reclones += 1;
                     reclones.push(problem.to_string());
@@ -56,7 +56,7 @@ impl Workspace {
                 Err(problem) => return Err(problem),
             }
         } else {
-            let repo = clone(&path, &url, &auth, depth, deadline)?;
+            let repo = clone(&path, &url, &auth, depth, deadline.as_ref())?;
             stats.clones += 1;
             repo
         };
@@ -75,13 +75,12 @@ impl Workspace {
 
     /// Network operations still running at `deadline` are abandoned, and no
     /// push starts after it.
-    pub fn set_deadline(&mut self, deadline: Option<std::time::Instant>) {
+    pub fn set_deadline(&mut self, deadline: Option<crate::deadline::Deadline>) {
         self.deadline = deadline;
     }
 
     pub(super) fn deadline_passed(&self) -> bool {
-        self.deadline
-            .is_some_and(|d| std::time::Instant::now() >= d)
+        self.deadline.as_ref().is_some_and(|d| d.passed())
     }
 
     /// Throws the clone away and clones afresh, after an operation found it
@@ -96,7 +95,13 @@ impl Workspace {
             });
         }
         tracing::warn!(url = %self.url.display, path = %self.path.display(), problem = %problem, "the work directory is unusable; cloning it afresh");
-        self.repo = reclone(&self.path, &self.url, &self.auth, self.depth, self.deadline)?;
+        self.repo = reclone(
+            &self.path,
+            &self.url,
+            &self.auth,
+            self.depth,
+            self.deadline.as_ref(),
+        )?;
         self.stats.clones += 1;
         self.stats.reclones += 1;
         self.reclones.push(problem.to_string());
@@ -133,7 +138,7 @@ impl Workspace {
             &self.auth,
             self.depth,
             "fetch",
-            self.deadline,
+            self.deadline.as_ref(),
         )
         .map_err(|failure| {
             failure.into_error(&self.url, &self.auth, "fetch", |detail| GitError::Fetch {
@@ -384,7 +389,7 @@ fn reclone(
     url: &RemoteUrl,
     auth: &Auth,
     depth: Option<i32>,
-    deadline: Option<std::time::Instant>,
+    deadline: Option<&crate::deadline::Deadline>,
 ) -> Result<Repository, GitError> {
     let aside = path.with_file_name(format!(
         ".{}.broken-{}",
@@ -415,7 +420,7 @@ fn clone(
     url: &RemoteUrl,
     auth: &Auth,
     depth: Option<i32>,
-    deadline: Option<std::time::Instant>,
+    deadline: Option<&crate::deadline::Deadline>,
 ) -> Result<Repository, GitError> {
     let io_error = |action: &'static str, dir: &Path, source: std::io::Error| GitError::Workdir {
         url: url.display.clone(),

@@ -10,6 +10,7 @@
 
 mod health;
 mod hooks;
+mod leases;
 mod listen;
 mod metrics;
 mod page;
@@ -77,6 +78,9 @@ struct AppState {
     health: Mutex<health::Health>,
     status: Mutex<Status>,
     metrics: Mutex<ServiceMetrics>,
+    /// Leader election (`server.leaderElection`): cycles run only while
+    /// this replica holds the repository's Lease. `None`: one replica.
+    election: Option<Arc<leases::Election>>,
 }
 
 /// Webhooks scan a policy at most once per this window, however many
@@ -148,6 +152,13 @@ pub async fn run(config: Config, options: ServerOptions) -> Result<(), ServerErr
         .lock_workdir(&config, options.workdir.clone())
         .map_err(|e| ServerError::Config(e.to_string()))?;
     let cycle_timeout = options.cycle_timeout;
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .map_err(|source| ServerError::Listen {
+            addr: options.listen,
+            source,
+        })?;
+    let election = leases::start(&config).await?;
     let state = Arc::new(AppState {
         engine,
         webhook_auth: webhook_auth(&config)?,
@@ -163,14 +174,9 @@ pub async fn run(config: Config, options: ServerOptions) -> Result<(), ServerErr
         health: Mutex::new(health::Health::default()),
         status: Mutex::new(Status::new(&config)),
         metrics: Mutex::new(ServiceMetrics::default()),
+        election,
         config,
     });
-    let listener = tokio::net::TcpListener::bind(options.listen)
-        .await
-        .map_err(|source| ServerError::Listen {
-            addr: options.listen,
-            source,
-        })?;
     listen::raise_fd_limit();
     tracing::info!(addr = %options.listen, "tidewatch is serving");
     let scheduler = tokio::spawn(scheduler::run(state.clone()));
@@ -205,6 +211,15 @@ pub async fn run(config: Config, options: ServerOptions) -> Result<(), ServerErr
     state.stopping.store(true, Ordering::SeqCst);
     state.stop.notify_one();
     let _ = watcher.await;
+    if let Some(election) = &state.election {
+        // After the last cycle (and any git work it left running): give the
+        // Lease back so a standby takes over now, not after leaseDuration.
+        let settle = Instant::now() + election.elector.settings().renew_deadline;
+        while state.engine.git_busy() && Instant::now() < settle {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        election.elector.shutdown().await;
+    }
     Ok(())
 }
 

@@ -161,6 +161,12 @@ impl Status {
     }
 
     pub fn render(&self, last: Option<&LastCycle>) -> String {
+        self.render_with(last, "")
+    }
+
+    /// The page with `sections` (ready HTML, e.g. the Leases and their
+    /// holders) after the summary of the last cycle.
+    pub fn render_with(&self, last: Option<&LastCycle>, sections: &str) -> String {
         let mut html = String::from(
             "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
@@ -185,6 +191,7 @@ th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid #ddd;vertical
             }
             None => html.push_str("<p class=\"muted\">No cycle has completed yet.</p>"),
         }
+        html.push_str(sections);
         if let Some((when, why)) = &self.last_reclone {
             let _ = write!(
                 html,

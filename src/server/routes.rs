@@ -41,7 +41,9 @@ pub fn probes(state: Arc<AppState>) -> Router {
 
 async fn healthz(State(state): State<Arc<AppState>>) -> Response {
     let busy = state.engine.git_busy();
-    match lock(&state.health).problem(Instant::now(), busy) {
+    // A standby is healthy; a replica whose election stopped is not.
+    let election = state.election.as_ref().and_then(|e| e.problem());
+    match election.or_else(|| lock(&state.health).problem(Instant::now(), busy)) {
         None => (StatusCode::OK, "ok\n").into_response(),
         Some(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -52,7 +54,10 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    match lock(&state.health).unready() {
+    // Not ready without the repository's Lease, so that the Service sends
+    // webhooks to the holder.
+    let standby = state.election.as_ref().and_then(|e| e.unready());
+    match standby.or_else(|| lock(&state.health).unready()) {
         None => (StatusCode::OK, "ready\n").into_response(),
         Some(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -63,11 +68,19 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
-    let text = lock(&state.metrics).render(state.engine.client().metrics());
+    let mut text = lock(&state.metrics).render(state.engine.client().metrics());
+    if let Some(election) = &state.election {
+        text.push_str(&election.metrics());
+    }
     ([("content-type", "text/plain; version=0.0.4")], text).into_response()
 }
 
 async fn status_page(State(state): State<Arc<AppState>>) -> Html<String> {
     let last = lock(&state.health).last.clone();
-    Html(lock(&state.status).render(last.as_ref()))
+    let leases = state
+        .election
+        .as_ref()
+        .map(|e| e.section())
+        .unwrap_or_default();
+    Html(lock(&state.status).render_with(last.as_ref(), &leases))
 }

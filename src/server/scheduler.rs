@@ -15,8 +15,11 @@ use std::time::{Duration, Instant};
 use tracing::Instrument;
 
 use super::health::{LastCycle, Running};
+use super::leases::{Election, DEADLINE_POLL};
 use super::{lock, AppState};
+use crate::deadline::Deadline;
 use crate::engine::{EngineError, OnceOptions, Outcome};
+use crate::lease::Work;
 use crate::schedule::Schedule;
 
 /// How long a webhook burst is collected before its cycle starts.
@@ -43,6 +46,19 @@ pub async fn run(state: Arc<AppState>) {
         if state.stopping.load(Ordering::SeqCst) {
             return;
         }
+        // Under leader election, only the holder of the repository's Lease
+        // runs cycles; a standby keeps every policy due (and every webhook
+        // request) for when it takes over.
+        let work = match &state.election {
+            None => None,
+            Some(election) => match election.work() {
+                Some(work) => Some(work),
+                None => {
+                    election.wait_for_change(&state).await;
+                    continue;
+                }
+            },
+        };
         let now = Instant::now();
         let mut due: HashSet<String> = next
             .iter()
@@ -69,7 +85,7 @@ pub async fn run(state: Arc<AppState>) {
             continue;
         }
         number += 1;
-        run_cycle(&state, number, &due).await;
+        run_cycle(&state, number, &due, work).await;
         for (policy, schedule) in &policies {
             if due.contains(policy) {
                 let wait = schedule.next_in(fastrand::u64(..));
@@ -84,17 +100,29 @@ pub async fn run(state: Arc<AppState>) {
     }
 }
 
-async fn run_cycle(state: &Arc<AppState>, number: u64, due: &HashSet<String>) {
+async fn run_cycle(state: &Arc<AppState>, number: u64, due: &HashSet<String>, work: Option<Work>) {
     let mut names: Vec<&String> = due.iter().collect();
     names.sort();
     let span = tracing::info_span!("cycle", number, policies = ?names);
-    run_cycle_in_span(state, number, due).instrument(span).await;
+    run_cycle_in_span(state, number, due, work)
+        .instrument(span)
+        .await;
 }
 
-async fn run_cycle_in_span(state: &Arc<AppState>, number: u64, due: &HashSet<String>) {
+/// `work`: the Lease this cycle runs under, held until it ends.
+async fn run_cycle_in_span(
+    state: &Arc<AppState>,
+    number: u64,
+    due: &HashSet<String>,
+    work: Option<Work>,
+) {
     let started = Instant::now();
     let started_at = jiff::Timestamp::now();
     let deadline = state.cycle_timeout;
+    let bound = match &work {
+        Some(work) => Election::deadline(started + deadline, work),
+        None => Deadline::at(started + deadline),
+    };
     lock(&state.health).running = Some(Running {
         number,
         started,
@@ -106,13 +134,13 @@ async fn run_cycle_in_span(state: &Arc<AppState>, number: u64, due: &HashSet<Str
         workdir: state.workdir.clone(),
         dry_run: false,
         only_policies: Some(due.clone()),
-        deadline: Some(started + deadline),
+        deadline: Some(bound.clone()),
     };
     let task_state = state.clone();
     let task =
         tokio::spawn(async move { task_state.engine.cycle(&task_state.config, &options).await });
     let abort = task.abort_handle();
-    let joined = tokio::time::timeout(deadline, task).await;
+    let joined = within(&bound, task).await;
     let took = started.elapsed();
     let result: Result<_, EngineError> = match joined {
         Ok(Ok(result)) => result,
@@ -125,6 +153,14 @@ async fn run_cycle_in_span(state: &Arc<AppState>, number: u64, due: &HashSet<Str
             lock(&state.metrics).record_error("panic");
             Err(EngineError::Task(format!(
                 "the cycle panicked: {what}; the service goes on and the next cycle tries again"
+            )))
+        }
+        Err(_) if bound.lease_bound() => {
+            abort.abort();
+            lock(&state.metrics).record_error("lease");
+            Err(EngineError::Task(format!(
+                "the cycle was abandoned while {}: this replica could not renew its Lease within renewDeadline, or another replica holds it now; nothing was pushed after that, and the holder's next cycle starts again from the remote",
+                state.engine.current_step()
             )))
         }
         Err(_) => {
@@ -191,6 +227,23 @@ async fn run_cycle_in_span(state: &Arc<AppState>, number: u64, due: &HashSet<Str
     }
     lock(&state.metrics).record_cycle(due, result.as_ref().ok(), result.as_ref().err(), took);
     lock(&state.status).record_cycle(due, &result);
+}
+
+/// Waits for `task` until `deadline`, looking at the deadline again at
+/// least every [`DEADLINE_POLL`] (it moves with each renewal of the Lease,
+/// and a lost Lease ends it at once). `Err` when it passed first.
+async fn within<T>(
+    deadline: &Deadline,
+    mut task: tokio::task::JoinHandle<T>,
+) -> Result<Result<T, tokio::task::JoinError>, ()> {
+    loop {
+        let slice = deadline.remaining().min(DEADLINE_POLL);
+        match tokio::time::timeout(slice, &mut task).await {
+            Ok(joined) => return Ok(joined),
+            Err(_) if deadline.passed() => return Err(()),
+            Err(_) => {}
+        }
+    }
 }
 
 /// A cycle counts as completed in time when it returned a report before

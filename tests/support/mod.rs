@@ -7,6 +7,8 @@
 //!   registry trusts in [`registry::AuthMode::Token`].
 //! * [`proxy::TestProxy`] sits in front of a registry to add GHCR/Quay-style
 //!   pagination and to inject faults.
+//! * [`kube_api::KubeApi`] is a stateful stand-in of the Kubernetes API for
+//!   the Lease resource (leader election).
 //!
 //! Every test file that wants the harness declares `mod support;`. Not every
 //! file uses every helper, hence the blanket `dead_code` allowance.
@@ -14,6 +16,7 @@
 
 pub mod git_http;
 pub mod github;
+pub mod kube_api;
 pub mod proxy;
 pub mod registry;
 pub mod tcp;
