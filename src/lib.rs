@@ -11,6 +11,7 @@ pub mod config;
 pub mod duration;
 pub mod engine;
 pub mod forge;
+pub mod gate;
 pub mod git;
 pub mod manifest;
 pub mod policy;
