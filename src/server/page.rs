@@ -338,6 +338,7 @@ mod tests {
                     closed_at: Some("2026-11-30T10:00:00Z".into()),
                 }],
                 intent: String::new(),
+                gates: Vec::new(),
             }],
             reclones: vec![
                 "a stale lock file .git/index.lock was left by a process that was killed".into(),
