@@ -196,13 +196,13 @@ fn registry_gates(s: &Subject<'_>, tag: &str, pinned: Option<&str>) -> Check {
                     "waits until {} (created {}, minimumAge {})",
                     show_time(until),
                     show_time(created),
-                    show(minimum)
+                    written_age(s, minimum)
                 ))
             }
             AgeVerdict::NoCreatedTime => {
                 return Check::Fail(format!(
                     "skipped: its image config has no created time, and minimumAge {} is set",
-                    show(minimum)
+                    written_age(s, minimum)
                 ))
             }
         }
@@ -244,6 +244,15 @@ fn walk(s: &Subject<'_>) -> GateResult {
                 )),
                 lines,
             );
+        }
+        if s.context.current == Some(tag) && s.current_digest.is_none() {
+            // The value in Git, unpinned: writing it changes nothing, so
+            // there is nothing for the gates to guard.
+            let pick = Pick {
+                tag: tag.to_string(),
+                digest: None,
+            };
+            return GateResult::new(Gated::Picked(pick, None), lines);
         }
         let digest = s
             .selector
@@ -300,6 +309,16 @@ fn walk(s: &Subject<'_>) -> GateResult {
     GateResult::new(Gated::Nothing(reason), lines)
 }
 
+/// `minimumAge` as the policy file writes it (`3d`, not `72h`).
+fn written_age(s: &Subject<'_>, minimum: Duration) -> String {
+    s.config
+        .images
+        .iter()
+        .find(|i| i.name == s.policy)
+        .and_then(|i| i.minimum_age.as_ref())
+        .map_or_else(|| show(minimum), |t| t.trim().to_string())
+}
+
 fn gated_summary(lines: &[GateLine], tail: &str) -> String {
     let gated: Vec<String> = lines
         .iter()
@@ -343,15 +362,17 @@ fn promote(s: &Subject<'_>, source: &Update) -> GateResult {
                 Vec::new(),
             )
         }
-        Some(Ok(SourceValue::Several(values))) => return nothing(
-            format!(
+        Some(Ok(SourceValue::Several(values))) => {
+            return nothing(
+                format!(
                 "{}'s files hold several values of {} ({}); nothing is promoted until they agree",
                 source.name,
                 s.policy,
                 values.join(", ")
             ),
-            Vec::new(),
-        ),
+                Vec::new(),
+            )
+        }
         Some(Ok(SourceValue::Held(held))) => held,
     };
     let Some(tag) = held.tag.as_deref() else {
@@ -443,7 +464,7 @@ fn promote(s: &Subject<'_>, source: &Update) -> GateResult {
             source.name,
             show_time(held.since),
             short(&held.commit),
-            show(soak)
+            s.update.soak.clone().unwrap_or_else(|| show(soak))
         );
         let reason = format!("{candidate} {verdict}");
         return nothing(reason, vec![line(s.policy, &candidate, verdict, false)]);
