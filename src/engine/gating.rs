@@ -252,6 +252,7 @@ fn walk(s: &Subject<'_>) -> GateResult {
                 tag: tag.to_string(),
                 digest: None,
             };
+            lines.push(line(s.policy, tag, "is the value in Git".into(), true));
             return GateResult::new(Gated::Picked(pick, None), lines);
         }
         let digest = s
