@@ -128,8 +128,14 @@ fn group<'p>(plans: &'p [GroupPlan], update: &str) -> &'p GroupPlan {
     plans.iter().find(|p| p.update == update).unwrap()
 }
 
+/// The gate lines of a group, without those of values already in Git.
 fn lines(group: &GroupPlan) -> Vec<String> {
-    group.gates.iter().map(|l| l.to_string()).collect()
+    group
+        .gates
+        .iter()
+        .map(|l| l.to_string())
+        .filter(|l| !l.ends_with(" is the value in Git"))
+        .collect()
 }
 
 fn digests_of(pairs: &[(&str, &str, String)]) -> HashMap<(String, String), Result<String, String>> {
