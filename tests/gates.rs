@@ -438,3 +438,377 @@ async fn only_images_signed_by_a_configured_key_are_proposed_in_both_layouts() {
     assert_eq!(gate_lines(&report, "dev"), now_in_git);
     assert_eq!(signature_requests(&proxy), Vec::<String>::new());
 }
+
+// ----- promotion -------------------------------------------------------------
+
+const TOKEN: &str = "gh-gates-token-5b1e";
+
+/// dev holds `1.2.0@<digest>` since `dev_at`; prod holds 1.1.0. prod
+/// promotes from dev with `soak` and the extra settings in `prod_extra`.
+struct Promotion {
+    fleet: Fleet,
+    _registry: TestRegistry,
+    github: FakeGitHub,
+    policies: PathBuf,
+    engine: Engine,
+    image: String,
+    digest: String,
+    dev_commit: String,
+}
+
+impl Promotion {
+    async fn new(env_var: &str, dev_at: i64, prod_extra: &str) -> Promotion {
+        let registry = TestRegistry::start(AuthMode::Anonymous).await;
+        let created = "2024-01-01T00:00:00Z";
+        registry
+            .push_image("team/app", &["1.1.0"], created, 1)
+            .await;
+        let digest = registry
+            .push_image("team/app", &["1.2.0"], created, 2)
+            .await;
+        let image = format!("{}/team/app", registry.host);
+        let fleet = Fleet::new();
+        fleet.commit_at(
+            now() - 10 * DAY,
+            &[
+                ("envs/dev/app.yaml", deployment(&[format!("{image}:1.1.0")])),
+                (
+                    "envs/prod/app.yaml",
+                    deployment(&[format!("{image}:1.1.0")]),
+                ),
+            ],
+            "initial",
+        );
+        let dev_commit = fleet.commit_at(
+            dev_at,
+            &[(
+                "envs/dev/app.yaml",
+                deployment(&[format!("{image}:1.2.0@{digest}")]),
+            )],
+            "dev: app 1.2.0",
+        );
+        let github = FakeGitHub::start("acme", "fleet", &fleet.bare, TOKEN).await;
+        std::env::set_var(env_var, TOKEN);
+        let policies = fleet.policies(&format!(
+            "{}registries:\n  - {{ host: \"{}\", insecure: true }}\nimages:\n  - {{ name: app, image: {image}, semver: ^1 }}\nupdates:\n  - {{ name: dev, paths: [envs/dev], branch: main }}\n  - name: prod\n    paths: [envs/prod]\n    promoteFrom: dev\n    soak: 24h\n    pullRequest: {{ base: main }}\n{prod_extra}",
+            repository(&fleet.bare, Some((&github, env_var))),
+            registry.host
+        ));
+        let engine = engine_for(&policies);
+        Promotion {
+            fleet,
+            _registry: registry,
+            github,
+            policies,
+            engine,
+            image,
+            digest,
+            dev_commit,
+        }
+    }
+
+    async fn cycle(&self) -> CycleReport {
+        cycle(&self.engine, &self.policies, &self.fleet.workdir()).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prod_gets_exactly_what_dev_has_held_for_a_day_in_one_pr_naming_dev_s_commit() {
+    let dev_at = now() - 25 * HOUR;
+    let world = Promotion::new("TW_GATES_TOKEN_A", dev_at, "").await;
+    let report = world.cycle().await;
+    let prod = update(&report, "prod");
+    let Outcome::PullRequestOpened { number, .. } = prod.outcome else {
+        panic!("{report:#?}")
+    };
+    let prs = world.github.prs();
+    assert_eq!(prs.len(), 1, "{prs:#?}");
+    let pr = world.github.pr(number).unwrap();
+    assert!(
+        pr.body.contains(&format!(
+            "in dev since {}, commit {}",
+            rfc3339(dev_at),
+            world.dev_commit
+        )),
+        "{}",
+        pr.body
+    );
+    // The same tag and digest as dev, pinned in prod too (not the
+    // registry's newest, which is also 1.2.0 but unpinned).
+    let file = world.fleet.file("tidewatch/prod", "envs/prod/app.yaml");
+    assert!(
+        file.contains(&format!("{}:1.2.0@{}", world.image, world.digest)),
+        "{file}"
+    );
+    // A second cycle keeps the one PR as it is.
+    let report = world.cycle().await;
+    assert!(
+        matches!(
+            update(&report, "prod").outcome,
+            Outcome::PullRequestUnchanged { .. }
+        ),
+        "{report:#?}"
+    );
+    assert_eq!(world.github.prs().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_value_dev_has_held_for_two_hours_waits_and_the_report_says_until_when() {
+    let dev_at = now() - 2 * HOUR;
+    let world = Promotion::new("TW_GATES_TOKEN_B", dev_at, "").await;
+    let report = world.cycle().await;
+    assert_eq!(
+        update(&report, "prod").outcome,
+        Outcome::UpToDate,
+        "{report:#?}"
+    );
+    assert!(world.github.prs().is_empty());
+    let lines = gate_lines(&report, "prod");
+    assert_eq!(
+        lines,
+        [format!(
+            "app: 1.2.0@{} waits until {} (in dev since {}, commit {}; soak 24h)",
+            world.digest,
+            rfc3339(dev_at + DAY),
+            rfc3339(dev_at),
+            &world.dev_commit[..12]
+        )]
+    );
+    // `once --dry-run` prints the same verdict.
+    let out = Command::new(env!("CARGO_BIN_EXE_tidewatch"))
+        .arg("once")
+        .arg("--dry-run")
+        .arg("-c")
+        .arg(&world.policies)
+        .arg("--workdir")
+        .arg(world.fleet.dir.path().join("dry-run"))
+        .env("TW_GATES_TOKEN_B", TOKEN)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("  gate: {}", lines[0])),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_required_status_holds_the_promotion_until_it_is_success() {
+    let dev_at = now() - 25 * HOUR;
+    let world = Promotion::new("TW_GATES_TOKEN_C", dev_at, "    requireStatus: success\n").await;
+    world
+        .github
+        .set_status(&world.dev_commit, "flux/dev", "pending");
+    let report = world.cycle().await;
+    assert_eq!(
+        update(&report, "prod").outcome,
+        Outcome::UpToDate,
+        "{report:#?}"
+    );
+    assert!(world.github.prs().is_empty());
+    let lines = gate_lines(&report, "prod");
+    assert!(
+        lines[0].ends_with(&format!(
+            "waits: dev's commit {} has status pending; requireStatus is success",
+            &world.dev_commit[..12]
+        )),
+        "{lines:?}"
+    );
+
+    world
+        .github
+        .set_status(&world.dev_commit, "flux/dev", "success");
+    let report = world.cycle().await;
+    let Outcome::PullRequestOpened { number, .. } = update(&report, "prod").outcome else {
+        panic!("{report:#?}")
+    };
+    let body = world.github.pr(number).unwrap().body;
+    assert!(
+        body.contains(&format!(
+            "in dev since {}, commit {}, status success",
+            rfc3339(dev_at),
+            world.dev_commit
+        )),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_a_chain_each_stage_moves_only_after_its_predecessor_s_soak() {
+    let registry = TestRegistry::start(AuthMode::Anonymous).await;
+    let created = "2024-01-01T00:00:00Z";
+    registry
+        .push_image("team/app", &["1.1.0"], created, 1)
+        .await;
+    let d12 = registry
+        .push_image("team/app", &["1.2.0"], created, 2)
+        .await;
+    let d13 = registry
+        .push_image("team/app", &["1.3.0"], created, 3)
+        .await;
+    let image = format!("{}/team/app", registry.host);
+    let at = |tag: &str, digest: &str| deployment(&[format!("{image}:{tag}@{digest}")]);
+    let d11 = registry
+        .manifest("team/app", "1.1.0")
+        .await
+        .map(|m| support::sha256_digest(&m))
+        .unwrap();
+    let fleet = Fleet::new();
+    let t = now();
+    fleet.commit_at(
+        t - 60 * HOUR,
+        &[
+            ("envs/dev/app.yaml", at("1.1.0", &d11)),
+            ("envs/staging/app.yaml", at("1.1.0", &d11)),
+            ("envs/prod/app.yaml", at("1.1.0", &d11)),
+        ],
+        "initial",
+    );
+    let staged = fleet.commit_at(
+        t - 30 * HOUR,
+        &[
+            ("envs/dev/app.yaml", at("1.2.0", &d12)),
+            ("envs/staging/app.yaml", at("1.2.0", &d12)),
+        ],
+        "dev and staging: 1.2.0",
+    );
+    let fresh = fleet.commit_at(
+        t - 2 * HOUR,
+        &[("envs/dev/app.yaml", at("1.3.0", &d13))],
+        "dev: 1.3.0",
+    );
+    let policies = fleet.policies(&format!(
+        "{}registries:\n  - {{ host: \"{}\", insecure: true }}\nimages:\n  - {{ name: app, image: {image}, semver: ^1 }}\nupdates:\n  - {{ name: dev, paths: [envs/dev], branch: main }}\n  - {{ name: staging, paths: [envs/staging], branch: main, promoteFrom: dev, soak: 24h }}\n  - {{ name: prod, paths: [envs/prod], branch: main, promoteFrom: staging, soak: 1d }}\n",
+        repository(&fleet.bare, None),
+        registry.host
+    ));
+    let engine = engine_for(&policies);
+    let report = cycle(&engine, &policies, &fleet.workdir()).await;
+    // staging: dev's 1.3.0 is two hours old: it waits.
+    assert_eq!(
+        update(&report, "staging").outcome,
+        Outcome::UpToDate,
+        "{report:#?}"
+    );
+    assert!(
+        gate_lines(&report, "staging")[0].starts_with(&format!(
+            "app: 1.3.0@{d13} waits until {} (in dev since {}, commit {}",
+            rfc3339(t - 2 * HOUR + DAY),
+            rfc3339(t - 2 * HOUR),
+            &fresh[..12]
+        )),
+        "{:?}",
+        gate_lines(&report, "staging")
+    );
+    // prod: staging's 1.2.0 has soaked for 30 hours: it moves.
+    assert!(
+        matches!(update(&report, "prod").outcome, Outcome::Committed { .. }),
+        "{report:#?}"
+    );
+    assert!(fleet
+        .file("main", "envs/prod/app.yaml")
+        .contains(&format!("{image}:1.2.0@{d12}")));
+    assert!(
+        gate_lines(&report, "prod")[0].contains(&format!(
+            "in staging since {}, commit {staged}",
+            rfc3339(t - 30 * HOUR)
+        )),
+        "{:?}",
+        gate_lines(&report, "prod")
+    );
+    assert!(fleet
+        .file("main", "envs/staging/app.yaml")
+        .contains(&format!("{image}:1.2.0@{d12}")));
+
+    // Nothing moves again until dev's 1.3.0 has soaked.
+    let report = cycle(&engine, &policies, &fleet.workdir()).await;
+    for name in ["dev", "staging", "prod"] {
+        assert_eq!(
+            update(&report, name).outcome,
+            Outcome::UpToDate,
+            "{name}: {report:#?}"
+        );
+    }
+}
+
+// ----- check -------------------------------------------------------------------
+
+#[test]
+fn check_refuses_a_promotion_cycle_and_an_unknown_update_with_positions() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("policies.yaml");
+    std::fs::write(
+        &file,
+        "repository: { url: file:///tmp/fleet.git }\nimages:\n  - { name: app, image: ghcr.io/acme/app }\nupdates:\n  - { name: dev, paths: [envs/dev], promoteFrom: prod }\n  - { name: prod, paths: [envs/prod], promoteFrom: dev }\n  - { name: qa, paths: [envs/qa], promoteFrom: stagign, soak: 1d }\n  - { name: lab, paths: [envs/lab], soak: 2h }\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tidewatch"))
+        .arg("check")
+        .arg("-c")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let at = |line: usize| format!("{}:{line}:", file.display());
+    assert!(
+        stderr.lines().any(
+            |l| l.contains(&at(5)) && l.contains("promoteFrom forms a cycle: dev → prod → dev")
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains(&at(6))
+                && l.contains("promoteFrom forms a cycle: prod → dev → prod")),
+        "{stderr}"
+    );
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains(&at(7)) && l.contains("no update is named `stagign`")),
+        "{stderr}"
+    );
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains(&at(8)) && l.contains("`soak` applies to promotions")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_refuses_bad_keys_and_ages_with_positions() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rsa.pub"), "-----BEGIN PUBLIC KEY-----\nMFwwDQYJKoZIhvcNAQEBBQADSwAwSAJBAL\n-----END PUBLIC KEY-----\n").unwrap();
+    let file = dir.path().join("policies.yaml");
+    std::fs::write(
+        &file,
+        "images:\n  - name: app\n    image: ghcr.io/acme/app\n    minimumAge: soon\n    verify: { cosign: { publicKey: { file: rsa.pub } } }\n  - name: web\n    image: ghcr.io/acme/web\n    verify: { cosign: { publicKeys: [ { file: missing.pub } ] } }\n  - { name: db, image: ghcr.io/acme/db, verify: { cosign: {} } }\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tidewatch"))
+        .arg("check")
+        .arg("-c")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let at = |line: usize| format!("{}:{line}:", file.display());
+    for (line, words) in [
+        (4, "`soon` is not a duration"),
+        (5, "rsa.pub is not a PEM `PUBLIC KEY` of an ECDSA P-256 key"),
+        (8, "cannot read the public key"),
+        (9, "`verify.cosign` lists no key"),
+    ] {
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.contains(&at(line)) && l.contains(words)),
+            "line {line}: {words}\n{stderr}"
+        );
+    }
+}
