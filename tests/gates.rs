@@ -812,3 +812,65 @@ fn check_refuses_bad_keys_and_ages_with_positions() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_registry_failure_during_the_signature_lookup_is_unknown_never_unsigned() {
+    let registry = TestRegistry::start(AuthMode::Anonymous).await;
+    let proxy = TestProxy::start(&registry.base_url(), ProxyBehavior::default()).await;
+    let key = CosignKey::generate();
+    let created = "2024-01-01T00:00:00Z";
+    registry
+        .push_image("team/app", &["1.1.0"], created, 1)
+        .await;
+    let signed = registry
+        .push_image("team/app", &["1.2.0"], created, 2)
+        .await;
+    key.sign_sig_tag(&registry, "team/app", &signed, &signed)
+        .await;
+    let image = format!("{}/team/app", proxy.host);
+    let fleet = Fleet::new();
+    std::fs::write(fleet.dir.path().join("cosign.pub"), key.public_pem()).unwrap();
+    fleet.commit_at(
+        now() - DAY,
+        &[("envs/dev/app.yaml", deployment(&[format!("{image}:1.1.0")]))],
+        "initial",
+    );
+    let policies = fleet.policies(&format!(
+        "{}registries:\n  - {{ host: \"{}\", insecure: true, maxAttempts: 1 }}\nimages:\n  - {{ name: app, image: {image}, semver: ^1, verify: {{ cosign: {{ publicKey: {{ file: cosign.pub }} }} }} }}\nupdates:\n  - {{ name: dev, paths: [envs/dev], branch: main }}\n",
+        repository(&fleet.bare, None),
+        proxy.host
+    ));
+    let engine = engine_for(&policies);
+    proxy.inject(
+        "/v2/team/app/manifests/sha256-",
+        vec![support::proxy::Fault::Status {
+            status: 503,
+            retry_after: None,
+        }],
+    );
+    let report = cycle(&engine, &policies, &fleet.workdir()).await;
+    assert_eq!(
+        update(&report, "dev").outcome,
+        Outcome::UpToDate,
+        "{report:#?}"
+    );
+    let error = report.scan_errors.get("app").cloned().unwrap_or_default();
+    assert!(
+        error.contains("the signature of 1.2.0 is unknown") && error.contains("503"),
+        "{report:#?}"
+    );
+    assert!(report.has_failures(), "an unknown input fails `once`");
+    assert!(fleet
+        .file("main", "envs/dev/app.yaml")
+        .contains(&format!("{image}:1.1.0")));
+
+    // Nothing was cached from the failure: the next cycle verifies and picks.
+    let report = cycle(&engine, &policies, &fleet.workdir()).await;
+    assert!(
+        matches!(update(&report, "dev").outcome, Outcome::Committed { .. }),
+        "{report:#?}"
+    );
+    assert!(fleet
+        .file("main", "envs/dev/app.yaml")
+        .contains(&format!("{image}:1.2.0")));
+}

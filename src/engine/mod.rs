@@ -285,6 +285,14 @@ impl Engine {
         observe::digests(self, config, &mut snapshot).await;
 
         let plans = plan::plan(config, &snapshot, &author);
+        // A gate fact that could not be observed is an unknown input, as
+        // a failed scan is: `once` exits 1 and the status page shows it.
+        for (policy, reason) in plans.iter().flat_map(|p| &p.gate_errors) {
+            report
+                .scan_errors
+                .entry(policy.clone())
+                .or_insert_with(|| reason.clone());
+        }
         report.updates = if options.dry_run {
             plans
                 .into_iter()

@@ -50,6 +50,8 @@ pub struct GroupPlan {
     pub declines: Vec<Decline>,
     /// The gates' verdicts on the candidates of gated policies.
     pub gates: Vec<GateLine>,
+    /// Gated policies whose facts could not be observed, with why.
+    pub gate_errors: Vec<(String, String)>,
 }
 
 /// Plans every update of `config` from what `snapshot` observed.
@@ -150,6 +152,7 @@ impl Planner<'_> {
             picks: BTreeMap::new(),
             declines: Vec::new(),
             gates: Vec::new(),
+            gate_errors: Vec::new(),
         }
     }
 
@@ -355,6 +358,7 @@ impl Planner<'_> {
         group.diff = plan.diff();
         group.current = selected.current.clone();
         group.gates = selected.gates.clone();
+        group.gate_errors = selected.gate_errors.clone();
         group.picks = selected
             .picks
             .iter()
@@ -429,6 +433,8 @@ struct Selected {
     gate_needs: Vec<Need>,
     /// The gates' verdicts.
     gates: Vec<GateLine>,
+    /// Gated policies with an unobservable fact.
+    gate_errors: Vec<(String, String)>,
     /// Per promoted policy, where its pick comes from.
     origins: BTreeMap<String, String>,
 }
@@ -510,6 +516,7 @@ fn select(
                 }
                 Gated::Nothing(reason) => Outcome::NothingQualifies { reason },
                 Gated::Unknown(reason) => {
+                    out.gate_errors.push((policy.to_string(), reason.clone()));
                     out.unknown.push((policy.to_string(), reason));
                     continue;
                 }
