@@ -202,7 +202,7 @@ fn missing_facts_are_asked_for_one_candidate_at_a_time() {
         }]
     );
     // Until the facts are in, the policy is not updated (never a guess).
-    assert!(group(&plans, "dev").picks.get("app").is_none());
+    assert!(!group(&plans, "dev").picks.contains_key("app"));
     let (_, needs) = plan_with(
         &w,
         &files("1.0.0", "1.0.0"),
@@ -330,7 +330,7 @@ fn a_signature_that_cannot_be_looked_up_makes_the_policy_unknown() {
     };
     let (plans, _) = plan_with(&w, &files("1.0.0", "1.0.0"), None, facts);
     let dev = group(&plans, "dev");
-    assert!(dev.picks.get("signed").is_none());
+    assert!(!dev.picks.contains_key("signed"));
     assert!(
         dev.notes.iter().any(
             |n| n.contains("signed: not updated this cycle: the signature of 1.2.0 is unknown")
@@ -494,7 +494,7 @@ fn a_pinned_current_value_whose_tag_moved_to_unsigned_content_stays_as_it_is() {
     assert!(needs.is_empty(), "{needs:?}");
     let dev = group(&plans, "dev");
     // Neither the unsigned new digest nor anything older is written.
-    assert!(dev.picks.get("signed").is_none(), "{dev:#?}");
+    assert!(!dev.picks.contains_key("signed"), "{dev:#?}");
     assert_eq!(dev.intent, Intent::Nothing);
     assert!(lines(dev)[0].starts_with("signed: 1.0.0 skipped: not signed"));
 }
