@@ -874,3 +874,41 @@ async fn a_registry_failure_during_the_signature_lookup_is_unknown_never_unsigne
         .file("main", "envs/dev/app.yaml")
         .contains(&format!("{image}:1.2.0")));
 }
+
+#[test]
+fn keys_may_come_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("policies.yaml");
+    std::fs::write(
+        &file,
+        "images:\n  - name: app\n    image: ghcr.io/acme/app\n    verify: { cosign: { publicKeys: [ { env: TW_GATES_KEY_SET }, { env: TW_GATES_KEY_UNSET } ] } }\n",
+    )
+    .unwrap();
+    let check = |set: bool| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tidewatch"));
+        command.arg("check").arg("-c").arg(&file);
+        command.env("TW_GATES_KEY_SET", CosignKey::generate().public_pem());
+        command.env_remove("TW_GATES_KEY_UNSET");
+        if set {
+            command.env("TW_GATES_KEY_UNSET", CosignKey::generate().public_pem());
+        }
+        command.output().unwrap()
+    };
+    let out = check(false);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{}:4:", file.display()))
+            && stderr.contains(
+                "the environment variable TW_GATES_KEY_UNSET holding the public key is not set"
+            ),
+        "{stderr}"
+    );
+    let out = check(true);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
