@@ -11,6 +11,7 @@ mod load;
 pub mod model;
 mod paths;
 mod positions;
+mod reporter;
 mod validate;
 
 use std::collections::HashMap;

@@ -9,66 +9,11 @@ use super::diagnostic::{nearest, Diagnostic};
 use super::load::ParsedFile;
 use super::model::SecretSource;
 use super::paths::unsafe_path;
-use super::positions::{join, Position, PositionIndex};
+use super::positions::join;
+pub(super) use super::reporter::Reporter;
 use super::{Config, Located, Source};
 use crate::policy::Policy;
 use crate::reference::ImageName;
-
-/// Reports problems at a field path of an item in one of the files.
-pub(super) struct Reporter<'a> {
-    pub(super) files: &'a [PathBuf],
-    indexes: &'a [PositionIndex],
-    diagnostics: &'a mut Vec<Diagnostic>,
-}
-
-impl Reporter<'_> {
-    /// Reports at the key of `path` (the field name), where a field is wrong
-    /// as a whole, e.g. it conflicts with another.
-    pub(super) fn at(&mut self, source: usize, path: &str, message: String, hint: Option<String>) {
-        let index = &self.indexes[source];
-        let position = index.key(path).unwrap_or_else(|| index.nearest(path));
-        self.push(source, position, path, message, hint);
-    }
-
-    /// Reports at the value of `path`, where the value itself is wrong.
-    pub(super) fn at_value(
-        &mut self,
-        source: usize,
-        path: &str,
-        message: String,
-        hint: Option<String>,
-    ) {
-        let position = self.indexes[source].nearest(path);
-        self.push(source, position, path, message, hint);
-    }
-
-    fn push(
-        &mut self,
-        source: usize,
-        position: Position,
-        path: &str,
-        message: String,
-        hint: Option<String>,
-    ) {
-        self.diagnostics.push(Diagnostic {
-            file: self.files[source].clone(),
-            position,
-            path: path.to_string(),
-            message,
-            hint,
-        });
-    }
-
-    /// Diagnostics reported so far.
-    pub(super) fn count(&self) -> usize {
-        self.diagnostics.len()
-    }
-
-    fn where_is(&self, source: usize, path: &str) -> String {
-        let p = self.indexes[source].nearest(path);
-        format!("{}:{}:{}", self.files[source].display(), p.line, p.column)
-    }
-}
 
 pub fn merge_and_check(
     files: Vec<PathBuf>,
