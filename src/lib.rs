@@ -12,6 +12,7 @@ pub mod deadline;
 pub mod duration;
 pub mod engine;
 pub mod forge;
+pub mod gate;
 pub mod git;
 pub mod lease;
 pub mod manifest;

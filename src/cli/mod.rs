@@ -5,6 +5,7 @@ pub mod once;
 pub mod run;
 pub mod schema;
 pub mod tags;
+pub mod tags_gates;
 
 use std::path::Path;
 

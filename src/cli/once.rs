@@ -67,6 +67,9 @@ pub fn run(args: &OnceArgs) -> ExitCode {
                 c.files.join(", ")
             );
         }
+        for g in &u.gates {
+            println!("  gate: {g}");
+        }
         for d in &u.declines {
             println!(
                 "  declined: {} {} in PR #{}{}",

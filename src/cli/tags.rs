@@ -74,6 +74,12 @@ pub struct TagsArgs {
     /// For newest-build on multi-platform images: os/arch[/variant] (repeatable).
     #[arg(long, value_name = "OS/ARCH")]
     pub platform: Vec<String>,
+    /// Gate: skip candidates whose image was created less than this long ago (`3d`).
+    #[arg(long, value_name = "DURATION")]
+    pub minimum_age: Option<String>,
+    /// Gate: only candidates signed by this cosign public key (repeatable; any one suffices).
+    #[arg(long, value_name = "FILE")]
+    pub cosign_key: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -131,6 +137,21 @@ pub fn run(args: &TagsArgs) -> ExitCode {
     if spec.variant_keep && args.current.is_none() {
         eprintln!("note: --variant keep has no effect without --current");
     }
+    let gates =
+        match super::tags_gates::Gates::from_flags(args.minimum_age.as_deref(), &args.cosign_key) {
+            Ok(gates) => gates,
+            Err(e) => return bad_input(e),
+        };
+    if gates.keys.is_some() && args.tags_from.is_some() {
+        return bad_input("--cosign-key needs the registry; drop --tags-from");
+    }
+    let online = match &args.tags_from {
+        Some(_) => None,
+        None => match connect(args) {
+            Ok(online) => Some(online),
+            Err(message) => return bad_input(message),
+        },
+    };
     let (tags, metadata, requests) = match &args.tags_from {
         Some(source) => {
             let text = match read_source(source) {
@@ -138,29 +159,76 @@ pub fn run(args: &TagsArgs) -> ExitCode {
                 Err(e) => return bad_input(format!("{e:#}")),
             };
             match parse_tag_list(&text) {
-                Ok((tags, metadata)) => (tags, metadata, None),
+                Ok((tags, metadata)) => (tags, metadata, false),
                 Err(e) => return bad_input(e),
             }
         }
-        None => match query_registry(args, &policy) {
-            Ok(((tags, metadata), requests)) => (tags, metadata, Some(requests)),
-            Err(message) => return bad_input(message),
+        None => match online.as_ref().map(|o| query_registry(args, &policy, o)) {
+            Some(Ok((tags, metadata))) => (tags, metadata, true),
+            Some(Err(message)) => return bad_input(message),
+            None => return bad_input("no registry client"),
         },
     };
 
     let selection = policy.explain(&tags, &metadata, args.current.as_deref());
+    let mut outcome = selection.outcome.clone();
+    let mut verdicts = HashMap::new();
+    if gates.any() {
+        let ranked: Vec<&str> = selection
+            .candidates
+            .iter()
+            .filter(|c| c.verdict.is_ok())
+            .map(|c| c.tag.as_str())
+            .collect();
+        let reference = Reference::parse(&args.image).map(|r| r.name);
+        let facts = match (&online, &reference) {
+            (Some((runtime, client)), Ok(image)) => super::tags_gates::Facts::Online {
+                runtime,
+                client,
+                image,
+                platforms: &args.platform,
+            },
+            _ => super::tags_gates::Facts::Offline,
+        };
+        match super::tags_gates::judge(&gates, &ranked, &metadata, &facts) {
+            Ok((judged, passed)) => {
+                verdicts = judged;
+                outcome = match passed {
+                    Some(tag) => Outcome::Picked(tidewatch::policy::Pick {
+                        digest: policy
+                            .needs_digests()
+                            .then(|| metadata.get(&tag).and_then(|m| m.digest.clone()))
+                            .flatten(),
+                        tag,
+                    }),
+                    None if ranked.is_empty() => outcome,
+                    None => Outcome::NothingQualifies {
+                        reason: "no candidate passes the gates".into(),
+                    },
+                };
+            }
+            Err(e) => return bad_input(e),
+        }
+    }
+    let picked = outcome.pick().map(|p| p.tag.clone());
     eprintln!("{} candidates for {}:", tags.len(), args.image);
     for candidate in &selection.candidates {
+        let gate = verdicts
+            .get(&candidate.tag)
+            .map(|(words, _)| format!("  {words}"))
+            .unwrap_or_default();
         match &candidate.verdict {
-            Ok(0) => eprintln!("  pick     {}", candidate.tag),
-            Ok(rank) => eprintln!("  #{:<7} {}", rank + 1, candidate.tag),
+            Ok(_) if picked.as_deref() == Some(candidate.tag.as_str()) => {
+                eprintln!("  pick     {}{gate}", candidate.tag)
+            }
+            Ok(rank) => eprintln!("  #{:<7} {}{gate}", rank + 1, candidate.tag),
             Err(why) => eprintln!("  dropped  {}  ({why})", candidate.tag),
         }
     }
-    if let Some(requests) = requests {
-        eprintln!("{requests} registry request(s)");
+    if let (true, Some((_, client))) = (requests, &online) {
+        eprintln!("{} registry request(s)", client.metrics().total(None));
     }
-    match selection.outcome {
+    match outcome {
         Outcome::Picked(pick) => {
             if args.current.as_deref() == Some(pick.tag.as_str()) && pick.digest.is_none() {
                 eprintln!("the current value {} is already the pick", pick.tag);
@@ -175,10 +243,9 @@ pub fn run(args: &TagsArgs) -> ExitCode {
     }
 }
 
-/// Lists the image's tags (and the metadata the policy needs) from the
-/// registry, with the registry settings of `-c` (or of `policies/` when it
-/// exists and `-c` is not given).
-fn query_registry(args: &TagsArgs, policy: &Policy) -> Result<(TagList, u64), String> {
+/// The runtime and registry client for online use, with the registry
+/// settings of `-c` (or of `policies/` when it exists and `-c` is not given).
+fn connect(args: &TagsArgs) -> Result<(tokio::runtime::Runtime, Arc<Client>), String> {
     let reference = Reference::parse(&args.image).map_err(|e| e.to_string())?;
     let config_path = match &args.config {
         Some(path) => Some(path.clone()),
@@ -216,20 +283,29 @@ fn query_registry(args: &TagsArgs, policy: &Policy) -> Result<(TagList, u64), St
             .collect(),
         HostSettings::default(),
     ));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    Ok((runtime, client))
+}
+
+/// Lists the image's tags (and the metadata the policy needs).
+fn query_registry(
+    args: &TagsArgs,
+    policy: &Policy,
+    (runtime, client): &(tokio::runtime::Runtime, Arc<Client>),
+) -> Result<TagList, String> {
+    let reference = Reference::parse(&args.image).map_err(|e| e.to_string())?;
     let target = ScanTarget {
         policy: "tags".into(),
         image: reference.name,
         selector: policy.clone(),
         platforms: args.platform.clone(),
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    let mut results = runtime.block_on(scan(&client, std::slice::from_ref(&target)));
-    let requests = client.metrics().total(None);
+    let mut results = runtime.block_on(scan(client, std::slice::from_ref(&target)));
     match results.remove("tags") {
-        Some(Ok(result)) => Ok(((result.tags.to_vec(), result.metadata), requests)),
+        Some(Ok(result)) => Ok((result.tags.to_vec(), result.metadata)),
         Some(Err(e)) => Err(e.to_string()),
         None => Err("the scan returned nothing".into()),
     }

@@ -6,9 +6,12 @@
 
 mod chunks;
 mod diagnostic;
+mod gates;
 mod load;
 pub mod model;
+mod paths;
 mod positions;
+mod reporter;
 mod validate;
 
 use std::collections::HashMap;
@@ -76,6 +79,16 @@ pub struct Config {
     pub policies: HashMap<String, Policy>,
     /// Each image policy's image, parsed and normalised, by policy name.
     pub image_names: HashMap<String, crate::reference::ImageName>,
+    /// The gate settings, parsed (see `config/gates.rs`).
+    pub gates: GateSettings,
+}
+
+/// Minimum ages and trusted keys by image policy, soaks by update.
+#[derive(Debug, Default)]
+pub struct GateSettings {
+    pub minimum_age: HashMap<String, std::time::Duration>,
+    pub keys: HashMap<String, std::sync::Arc<crate::gate::Keys>>,
+    pub soak: HashMap<String, std::time::Duration>,
 }
 
 /// Why a config could not be loaded.

@@ -313,6 +313,35 @@ pub struct ImagePolicy {
     /// (`os/arch[/variant]`) whose build time counts, first match wins.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub platforms: Vec<String>,
+    /// Skip candidates whose image was created (config `created`) less
+    /// than this long ago, e.g. `3d`. A candidate with no created time is
+    /// skipped too while this is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minimum_age: Option<String>,
+    /// Propose only images whose digest a configured key signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<Verify>,
+}
+
+/// Signature verification of an image policy's candidates.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Verify {
+    /// Cosign signatures (the `.sig` tag or a sigstore bundle referrer).
+    pub cosign: CosignVerify,
+}
+
+/// Cosign keys: set `publicKey`, `publicKeys`, or both; a signature by any
+/// one of them suffices. Keys are ECDSA P-256 PEM public keys (`cosign.pub`).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CosignVerify {
+    /// One key; a relative `file` is read from the policy file's directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<SecretSource>,
+    /// Several keys.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub public_keys: Vec<SecretSource>,
 }
 
 fn yes() -> bool {
@@ -394,6 +423,40 @@ pub struct Update {
     /// scalars to write (`app.containers[1].image.tag`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub targets: Vec<UpdateTarget>,
+    /// Promote what this other update holds (tag and digest) instead of
+    /// the registry's newest, for the image policies both cover.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promote_from: Option<String>,
+    /// With `promoteFrom`: only once the source has held the value this
+    /// long (from the commit that put it into the source's files), e.g. `24h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soak: Option<String>,
+    /// With `promoteFrom`: only when the forge's combined commit status of
+    /// that commit is this state (usually `success`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_status: Option<RequiredStatus>,
+}
+
+/// A combined commit status, as `requireStatus:` spells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum RequiredStatus {
+    Success,
+    Pending,
+    Failure,
+    Error,
+}
+
+impl RequiredStatus {
+    /// The state as written (and as the forge module names it).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequiredStatus::Success => "success",
+            RequiredStatus::Pending => "pending",
+            RequiredStatus::Failure => "failure",
+            RequiredStatus::Error => "error",
+        }
+    }
 }
 
 /// An explicit target of an update.

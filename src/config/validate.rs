@@ -3,63 +3,20 @@
 //! that would fight over the same image in one update.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Component, Path, PathBuf};
+use std::path::PathBuf;
 
 use super::diagnostic::{nearest, Diagnostic};
 use super::load::ParsedFile;
 use super::model::SecretSource;
-use super::positions::{join, Position, PositionIndex};
+use super::paths::unsafe_path;
+use super::positions::join;
+pub(super) use super::reporter::Reporter;
 use super::{Config, Located, Source};
 use crate::policy::Policy;
 use crate::reference::ImageName;
 
 mod server;
 use server::check_server;
-
-/// Reports problems at a field path of an item in one of the files.
-struct Reporter<'a> {
-    files: &'a [PathBuf],
-    indexes: &'a [PositionIndex],
-    diagnostics: &'a mut Vec<Diagnostic>,
-}
-
-impl Reporter<'_> {
-    /// Reports at the key of `path` (the field name), where a field is wrong
-    /// as a whole, e.g. it conflicts with another.
-    fn at(&mut self, source: usize, path: &str, message: String, hint: Option<String>) {
-        let index = &self.indexes[source];
-        let position = index.key(path).unwrap_or_else(|| index.nearest(path));
-        self.push(source, position, path, message, hint);
-    }
-
-    /// Reports at the value of `path`, where the value itself is wrong.
-    fn at_value(&mut self, source: usize, path: &str, message: String, hint: Option<String>) {
-        let position = self.indexes[source].nearest(path);
-        self.push(source, position, path, message, hint);
-    }
-
-    fn push(
-        &mut self,
-        source: usize,
-        position: Position,
-        path: &str,
-        message: String,
-        hint: Option<String>,
-    ) {
-        self.diagnostics.push(Diagnostic {
-            file: self.files[source].clone(),
-            position,
-            path: path.to_string(),
-            message,
-            hint,
-        });
-    }
-
-    fn where_is(&self, source: usize, path: &str) -> String {
-        let p = self.indexes[source].nearest(path);
-        format!("{}:{}:{}", self.files[source].display(), p.line, p.column)
-    }
-}
 
 pub fn merge_and_check(
     files: Vec<PathBuf>,
@@ -75,6 +32,7 @@ pub fn merge_and_check(
         server: None,
         policies: HashMap::new(),
         image_names: HashMap::new(),
+        gates: Default::default(),
     };
     let mut indexes = Vec::new();
     let mut broken_names = Vec::new();
@@ -135,6 +93,7 @@ pub fn merge_and_check(
     check_server(&config, &mut report);
     check_images(&mut config, &mut report);
     check_updates(&config, &broken_names, &mut report);
+    super::gates::check(&mut config, &mut report);
     config
 }
 
@@ -192,7 +151,12 @@ fn duplicates<'a, T>(
     }
 }
 
-fn check_secret(source: usize, path: &str, secret: &SecretSource, report: &mut Reporter<'_>) {
+pub(super) fn check_secret(
+    source: usize,
+    path: &str,
+    secret: &SecretSource,
+    report: &mut Reporter<'_>,
+) {
     let set = [secret.env.is_some(), secret.file.is_some()];
     if set.iter().filter(|s| **s).count() != 1 {
         report.at_value(
@@ -572,22 +536,6 @@ fn check_updates(config: &Config, broken_names: &[String], report: &mut Reporter
             }
         }
     }
-}
-
-/// Why a configured path is unsafe, if it is: absolute, or escaping the
-/// repository with `..`.
-fn unsafe_path(path: &str) -> Option<&'static str> {
-    if path.trim().is_empty() {
-        return Some("is empty");
-    }
-    let p = Path::new(path);
-    if p.is_absolute() || path.starts_with('/') || path.starts_with('\\') || path.contains(":\\") {
-        return Some("is absolute");
-    }
-    if p.components().any(|c| matches!(c, Component::ParentDir)) || path.contains("\\..") {
-        return Some("leaves the repository with `..`");
-    }
-    None
 }
 
 #[cfg(test)]

@@ -277,5 +277,6 @@ pub(super) fn report(plan: GroupPlan, outcome: Outcome) -> UpdateReport {
         picks: plan.picks,
         declines: plan.declines,
         intent: plan.intent.describe(),
+        gates: plan.gates,
     }
 }

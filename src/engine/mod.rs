@@ -17,12 +17,15 @@
 //! a cycle twice changes nothing the second time.
 
 mod execute;
+mod gating;
 mod intent;
 mod message;
 mod observe;
+mod observe_gates;
 pub mod plan;
 #[cfg(test)]
 mod plan_tests;
+mod promotion;
 mod report;
 pub mod scan;
 mod scope;
@@ -40,13 +43,14 @@ use crate::git::{GitError, WorkdirLock};
 use crate::registry::Client;
 use crate::secret::SecretError;
 
+pub use gating::{GateLine, Need};
 pub use intent::{
     CloseIntent, CommitIntent, ExistingPr, HeldComment, HoldIntent, Intent, PrIntent,
 };
 pub use message::{render_message, DEFAULT_TEMPLATE};
 pub use report::{Change, CycleReport, Outcome, UpdateReport};
 pub use setup::{client_for, host_settings};
-pub use snapshot::{Observation, PolicyState, Snapshot};
+pub use snapshot::{GateFacts, Held, Observation, PolicyState, Snapshot, SourceValue};
 
 use snapshot::Observation as Seen;
 use workspace::WorkspaceHandle;
@@ -104,6 +108,10 @@ pub struct Engine {
     workdir_lock: Mutex<Option<WorkdirLock>>,
     /// What the running cycle is doing, for a cycle abandoned at its deadline.
     step: Mutex<String>,
+    /// Signature verdicts by repository, digest and key set.
+    signatures: Arc<crate::gate::SignatureCache>,
+    /// Since when promotion sources held their values, by source tip.
+    held: Mutex<HashMap<String, snapshot::Held>>,
 }
 
 impl Engine {
@@ -115,7 +123,18 @@ impl Engine {
             git_gate: Arc::new(tokio::sync::Mutex::new(())),
             workdir_lock: Mutex::new(None),
             step: Mutex::new(String::new()),
+            signatures: Arc::default(),
+            held: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The signature verdict cache (shared with `tags`-style callers).
+    pub fn signature_cache(&self) -> &Arc<crate::gate::SignatureCache> {
+        &self.signatures
+    }
+
+    fn held_memory(&self) -> MutexGuard<'_, HashMap<String, snapshot::Held>> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// What the running (or last) cycle was doing: "fetching from …".
@@ -252,15 +271,29 @@ impl Engine {
         let mut updates = observe::files(config, &mut workspace, &author).await?;
         self.set_step("reading pull requests from the forge".into());
         observe::pull_requests(self, config, &mut updates).await;
-        self.set_step("looking up the digests of picks".into());
         let mut snapshot = Snapshot {
             policies,
             updates,
             digests: HashMap::new(),
+            now: jiff::Timestamp::now(),
+            gates: GateFacts::default(),
         };
+        self.set_step("reading what promotions' sources hold".into());
+        promotion::observe(self, config, &mut workspace, &mut snapshot).await;
+        self.set_step("checking the gates of candidates".into());
+        observe_gates::gates(self, config, &mut snapshot).await;
+        self.set_step("looking up the digests of picks".into());
         observe::digests(self, config, &mut snapshot).await;
 
         let plans = plan::plan(config, &snapshot, &author);
+        // A gate fact that could not be observed is an unknown input, as
+        // a failed scan is: `once` exits 1 and the status page shows it.
+        for (policy, reason) in plans.iter().flat_map(|p| &p.gate_errors) {
+            report
+                .scan_errors
+                .entry(policy.clone())
+                .or_insert_with(|| reason.clone());
+        }
         report.updates = if options.dry_run {
             plans
                 .into_iter()

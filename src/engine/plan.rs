@@ -17,6 +17,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use super::gating::{self, GateLine, Gated, Need, Subject};
 use super::intent::{
     CloseIntent, CommitIntent, ExistingPr, HeldComment, HoldIntent, Intent, PrIntent,
 };
@@ -47,6 +48,10 @@ pub struct GroupPlan {
     pub picks: BTreeMap<String, String>,
     /// Versions declined for this head, in force.
     pub declines: Vec<Decline>,
+    /// The gates' verdicts on the candidates of gated policies.
+    pub gates: Vec<GateLine>,
+    /// Gated policies whose facts could not be observed, with why.
+    pub gate_errors: Vec<(String, String)>,
 }
 
 /// Plans every update of `config` from what `snapshot` observed.
@@ -76,6 +81,31 @@ pub fn plan(config: &Config, snapshot: &Snapshot, author: &Identity) -> Vec<Grou
 /// reference pins one and the pick has none: observation looks them up.
 pub fn digests_needed(config: &Config, snapshot: &Snapshot) -> Vec<(String, String)> {
     let mut needed = Vec::new();
+    for selected in selections(config, snapshot) {
+        for wanted in selected.needs_digest {
+            if !needed.contains(&wanted) {
+                needed.push(wanted);
+            }
+        }
+    }
+    needed
+}
+
+/// The facts the gates still need (digests, created times, signatures):
+/// observation looks them up and plans again.
+pub fn gate_needs(config: &Config, snapshot: &Snapshot) -> Vec<Need> {
+    let mut needs: Vec<Need> = selections(config, snapshot)
+        .into_iter()
+        .flat_map(|s| s.gate_needs)
+        .collect();
+    needs.sort();
+    needs.dedup();
+    needs
+}
+
+/// The selection of every group the plan will make, as `plan` makes them.
+fn selections(config: &Config, snapshot: &Snapshot) -> Vec<Selected> {
+    let mut out = Vec::new();
     for view in &snapshot.updates {
         let (Some(update), Ok(files)) = (
             config.updates.iter().find(|u| u.name == view.update),
@@ -93,15 +123,12 @@ pub fn digests_needed(config: &Config, snapshot: &Snapshot) -> Vec<(String, Stri
             vec![(names.clone(), Vec::new())]
         };
         for (policies, declines) in heads {
-            let selected = select(config, snapshot, files, &policies, &declines);
-            for wanted in selected.needs_digest {
-                if !needed.contains(&wanted) {
-                    needed.push(wanted);
-                }
-            }
+            out.push(select(
+                config, snapshot, update, files, &policies, &declines,
+            ));
         }
     }
-    needed
+    out
 }
 
 struct Planner<'a> {
@@ -124,6 +151,8 @@ impl Planner<'_> {
             current: BTreeMap::new(),
             picks: BTreeMap::new(),
             declines: Vec::new(),
+            gates: Vec::new(),
+            gate_errors: Vec::new(),
         }
     }
 
@@ -145,7 +174,7 @@ impl Planner<'_> {
             }
         };
         let names = self.config.policies_of(self.update);
-        let selected = select(self.config, self.snapshot, files, &names, &[]);
+        let selected = select(self.config, self.snapshot, self.update, files, &names, &[]);
         let plan = files.scan.plan(&selected.picks);
         let mut group = self.group(None, Intent::Nothing);
         self.fill(&mut group, &selected, &plan);
@@ -194,7 +223,14 @@ impl Planner<'_> {
         };
         let names = head_policies(head, &self.config.policies_of(self.update));
         let declines = head_declines(head);
-        let selected = select(self.config, self.snapshot, files, &names, &declines);
+        let selected = select(
+            self.config,
+            self.snapshot,
+            self.update,
+            files,
+            &names,
+            &declines,
+        );
         let plan = files.scan.plan(&selected.picks);
         self.fill(&mut group, &selected, &plan);
         group.declines = declines;
@@ -272,7 +308,13 @@ impl Planner<'_> {
                 files: c.files.clone(),
             })
             .collect();
-        let body = forge::render_body(&self.update.name, &pr_changes);
+        let origins: Vec<(String, String)> = selected
+            .origins
+            .iter()
+            .filter(|(policy, _)| pr_changes.iter().any(|c| &c.policy == *policy))
+            .map(|(policy, origin)| (policy.clone(), origin.clone()))
+            .collect();
+        let body = forge::render_body_with_origins(&self.update.name, &pr_changes, &origins);
         group.intent = Intent::OpenOrUpdatePr(PrIntent {
             head: head.head.clone(),
             base: self.pr_base(),
@@ -315,6 +357,8 @@ impl Planner<'_> {
             .collect();
         group.diff = plan.diff();
         group.current = selected.current.clone();
+        group.gates = selected.gates.clone();
+        group.gate_errors = selected.gate_errors.clone();
         group.picks = selected
             .picks
             .iter()
@@ -385,11 +429,20 @@ struct Selected {
     current: BTreeMap<String, String>,
     /// `(policy, tag)` digests that the snapshot lacks.
     needs_digest: Vec<(String, String)>,
+    /// Facts the gates lack.
+    gate_needs: Vec<Need>,
+    /// The gates' verdicts.
+    gates: Vec<GateLine>,
+    /// Gated policies with an unobservable fact.
+    gate_errors: Vec<(String, String)>,
+    /// Per promoted policy, where its pick comes from.
+    origins: BTreeMap<String, String>,
 }
 
 fn select(
     config: &Config,
     snapshot: &Snapshot,
+    update: &Update,
     files: &FilesView,
     policies: &[&str],
     declines: &[Decline],
@@ -438,7 +491,40 @@ fn select(
             current: now.as_deref(),
             declined: &declined,
         };
-        match selector.select_with(&observation.tags, &observation.metadata, &context) {
+        let outcome = if gating::applies(config, update, policy) {
+            let result = gating::select(&Subject {
+                config,
+                snapshot,
+                update,
+                policy,
+                selector,
+                observation,
+                context: &context,
+                current_digest: current
+                    .iter()
+                    .filter(|c| c.policy == policy)
+                    .find_map(|c| c.digest.as_deref()),
+            });
+            out.gates.extend(result.lines);
+            out.gate_needs.extend(result.needs);
+            match result.gated {
+                Gated::Picked(pick, origin) => {
+                    if let Some(origin) = origin {
+                        out.origins.insert(policy.to_string(), origin);
+                    }
+                    Outcome::Picked(pick)
+                }
+                Gated::Nothing(reason) => Outcome::NothingQualifies { reason },
+                Gated::Unknown(reason) => {
+                    out.gate_errors.push((policy.to_string(), reason.clone()));
+                    out.unknown.push((policy.to_string(), reason));
+                    continue;
+                }
+            }
+        } else {
+            selector.select_with(&observation.tags, &observation.metadata, &context)
+        };
+        match outcome {
             Outcome::Picked(mut pick) => {
                 let pinned = current
                     .iter()

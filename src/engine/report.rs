@@ -114,6 +114,8 @@ pub struct UpdateReport {
     pub declines: Vec<Decline>,
     /// The plan's intent, described.
     pub intent: String,
+    /// The gates' verdicts on candidates (`1.4.0 waits until …`).
+    pub gates: Vec<super::GateLine>,
 }
 
 #[derive(Clone, Debug, Default)]

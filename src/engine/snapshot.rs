@@ -7,7 +7,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use crate::forge::{Decline, PullRequestInfo};
+use crate::forge::{CommitState, Decline, PullRequestInfo};
+use crate::gate::SignatureVerdict;
 use crate::git::ForeignCommit;
 use crate::manifest;
 use crate::policy::TagMetadata;
@@ -49,6 +50,48 @@ pub struct Snapshot {
     /// Digests of picked tags that pinned references need, looked up once
     /// per cycle: `(policy, tag)` → digest or why it is unknown.
     pub digests: HashMap<(String, String), Result<String, String>>,
+    /// The cycle's clock: minimum ages and soaks are measured against it,
+    /// so the plan stays a pure function of what was observed.
+    pub now: jiff::Timestamp,
+    /// What the gates need to know about candidates (see `gating.rs`).
+    pub gates: GateFacts,
+}
+
+/// Facts the gates decide on, each known or unknown with why. Keyed by
+/// policy because the repository (and the trusted keys) are the policy's.
+#[derive(Debug, Default)]
+pub struct GateFacts {
+    /// `(policy, digest)` → the image's config `created` (`None`: it has
+    /// none).
+    pub created: HashMap<(String, String), Result<Option<jiff::Timestamp>, String>>,
+    /// `(policy, digest)` → the signature verdict under the policy's keys.
+    pub signatures: HashMap<(String, String), Result<SignatureVerdict, String>>,
+    /// `(source update, policy)` → what the source of a promotion holds.
+    pub held: HashMap<(String, String), Result<SourceValue, String>>,
+    /// Commit → its combined status on the forge (`None`: no status).
+    pub statuses: HashMap<String, Result<Option<CommitState>, String>>,
+}
+
+/// What the source update of a promotion holds for one policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SourceValue {
+    /// Its files hold no reference of the policy.
+    Absent,
+    /// Its files disagree: these values are all written.
+    Several(Vec<String>),
+    Held(Held),
+}
+
+/// One value held by a promotion's source, and since when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Held {
+    pub tag: Option<String>,
+    pub digest: Option<String>,
+    /// The first commit of the source branch's history (walking back
+    /// along first parents) from which on its files hold this value.
+    pub commit: String,
+    /// That commit's committer time.
+    pub since: jiff::Timestamp,
 }
 
 /// What one update group's files and pull requests looked like.

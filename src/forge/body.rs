@@ -76,6 +76,16 @@ const MAX_BODY_CHARS: usize = 60_000;
 /// roughly 70 bytes per change, so a single pull request should carry well
 /// under 700 changes or GitHub will refuse the body.
 pub fn render_body(update: &str, changes: &[PrChange]) -> String {
+    render_body_with_origins(update, changes, &[])
+}
+
+/// [`render_body`], with a line per promoted policy saying where its
+/// version comes from: `(policy, "in dev since …, commit …, status …")`.
+pub fn render_body_with_origins(
+    update: &str,
+    changes: &[PrChange],
+    origins: &[(String, String)],
+) -> String {
     let record = PrRecord {
         update: update.to_string(),
         changes: changes
@@ -114,6 +124,21 @@ pub fn render_body(update: &str, changes: &[PrChange]) -> String {
             }
             used += len;
             out.push_str(&row);
+        }
+    }
+    if !origins.is_empty() {
+        out.push_str("\nPromoted versions:\n");
+        for (policy, origin) in origins {
+            let value = changes
+                .iter()
+                .find(|c| &c.policy == policy)
+                .map(|c| format!(" {}", code(&c.new)))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "- {}{value}: {}\n",
+                code(policy),
+                origin.replace(['\n', '\r'], " ")
+            ));
         }
     }
     out.push_str(

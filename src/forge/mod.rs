@@ -24,8 +24,8 @@ mod failure;
 pub mod github;
 
 pub use body::{
-    declines, mark_closed_by_tidewatch, parse_body, render_body, Decline, PrChange, PrRecord,
-    RecordedChange, CLOSED_BY_TIDEWATCH,
+    declines, mark_closed_by_tidewatch, parse_body, render_body, render_body_with_origins, Decline,
+    PrChange, PrRecord, RecordedChange, CLOSED_BY_TIDEWATCH,
 };
 pub use error::ForgeError;
 pub use failure::RateLimitRetry;

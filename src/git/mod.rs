@@ -57,7 +57,7 @@ use auth::{Auth, CallbackState};
 use url::{RemoteUrl, Transport};
 
 pub use error::GitError;
-pub use history::ForeignCommit;
+pub use history::{ForeignCommit, HeldCommit};
 pub use lock::WorkdirLock;
 pub use url::redact_url;
 

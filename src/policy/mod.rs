@@ -27,8 +27,14 @@ pub use range::{Range, RangeError};
 pub use select::{Candidate, Context, Outcome, Pick, Selection, TagMetadata};
 
 /// Tags that are never images to deploy: cosign signatures, attestations and
-/// SBOMs stored as `sha256-<digest>.sig|att|sbom`, and any other `.sig` tag.
-pub const DEFAULT_EXCLUDES: [&str; 2] = [r"^sha256-[0-9a-f]+\.(sig|att|sbom)$", r"\.sig$"];
+/// SBOMs stored as `sha256-<digest>.sig|att|sbom`, any other `.sig` tag, and
+/// the OCI referrers tag schema's `sha256-<digest>` index (written where a
+/// registry has no referrers API, as CNCF distribution has none).
+pub const DEFAULT_EXCLUDES: [&str; 3] = [
+    r"^sha256-[0-9a-f]+\.(sig|att|sbom)$",
+    r"\.sig$",
+    r"^sha256-[0-9a-f]{64}$",
+];
 
 /// What a policy orders candidates by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -16,6 +16,7 @@ pub mod digest;
 mod error;
 mod metadata;
 mod metrics;
+mod signatures;
 mod tags;
 mod transport;
 
@@ -26,6 +27,7 @@ pub use credentials::{Credential, CredentialSource, Secret};
 pub use error::RegistryError;
 pub use metadata::MANIFEST_ACCEPT;
 pub use metrics::{Metrics, RequestCount};
+pub use signatures::{SignatureMaterial, SimpleSignature};
 pub use tags::{is_valid_tag, TagList};
 pub use transport::HostSettings;
 
@@ -99,6 +101,27 @@ impl Client {
     pub async fn digest(&self, image: &ImageName, tag: &str) -> Result<String, RegistryError> {
         let host = self.host(image)?;
         metadata::digest(&host, &image.repository, tag).await
+    }
+
+    /// The signatures of `digest` in cosign's `.sig` tag (none when absent).
+    pub async fn sig_tag_signatures(
+        &self,
+        image: &ImageName,
+        digest: &str,
+    ) -> Result<Vec<SimpleSignature>, RegistryError> {
+        let host = self.host(image)?;
+        signatures::sig_tag(&host, &image.repository, digest).await
+    }
+
+    /// The sigstore bundles stored as referrers of `digest` (referrers API,
+    /// else the `sha256-<hex>` tag schema).
+    pub async fn referrer_bundles(
+        &self,
+        image: &ImageName,
+        digest: &str,
+    ) -> Result<Vec<Vec<u8>>, RegistryError> {
+        let host = self.host(image)?;
+        signatures::referrer_bundles(&host, &image.repository, digest).await
     }
 
     /// The build time of the image at `digest`, from the cache when known.

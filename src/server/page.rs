@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use super::health::LastCycle;
 use crate::config::Config;
-use crate::engine::{CycleReport, EngineError, Outcome};
+use crate::engine::{CycleReport, EngineError, GateLine, Outcome};
 use crate::forge::Decline;
 
 const RECENT_COMMITS: usize = 20;
@@ -31,6 +31,8 @@ pub struct Status {
     last_cycle_error: Option<String>,
     /// The last time the work directory was cloned afresh, and why.
     last_reclone: Option<(jiff::Timestamp, String)>,
+    /// head branch (or update) → the gates' verdicts of its last cycle
+    gates: BTreeMap<String, Vec<GateLine>>,
 }
 
 impl Status {
@@ -54,6 +56,7 @@ impl Status {
             commits: VecDeque::new(),
             last_cycle_error: None,
             last_reclone: None,
+            gates: BTreeMap::new(),
         }
     }
 
@@ -90,6 +93,11 @@ impl Status {
         }
         for update in &report.updates {
             let key = update.head.clone().unwrap_or_else(|| update.update.clone());
+            if update.gates.is_empty() {
+                self.gates.remove(&key);
+            } else {
+                self.gates.insert(key.clone(), update.gates.clone());
+            }
             if update.declines.is_empty() {
                 self.declines.remove(&key);
             } else {
@@ -260,6 +268,7 @@ th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid #ddd;vertical
             }
             html.push_str("</tbody></table>");
         }
+        render_gates(&mut html, &self.gates);
         html.push_str("<h2>Declined versions</h2>");
         if self.declines.is_empty() {
             html.push_str("<p class=\"muted\">None.</p>");
@@ -300,6 +309,30 @@ th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid #ddd;vertical
         html.push_str("</body></html>\n");
         html
     }
+}
+
+/// The gates' verdicts: why a version is (not yet) proposed.
+fn render_gates(html: &mut String, gates: &BTreeMap<String, Vec<GateLine>>) {
+    html.push_str("<h2>Gates</h2>");
+    if gates.is_empty() {
+        html.push_str("<p class=\"muted\">No gated candidates.</p>");
+        return;
+    }
+    html.push_str("<table><thead><tr><th>Update</th><th>Policy</th><th>Candidate</th><th>Verdict</th></tr></thead><tbody>");
+    for (update, lines) in gates {
+        for line in lines {
+            let _ = write!(
+                html,
+                "<tr><td data-label=\"Update\">{}</td><td data-label=\"Policy\">{}</td><td data-label=\"Candidate\"><code>{}</code></td><td data-label=\"Verdict\"{}>{}</td></tr>",
+                escape(update),
+                escape(&line.policy),
+                escape(&line.candidate),
+                if line.passed { "" } else { " class=\"muted\"" },
+                escape(&line.verdict)
+            );
+        }
+    }
+    html.push_str("</tbody></table>");
 }
 
 fn escape(text: &str) -> String {
@@ -345,6 +378,12 @@ mod tests {
                     closed_at: Some("2026-11-30T10:00:00Z".into()),
                 }],
                 intent: String::new(),
+                gates: vec![GateLine {
+                    policy: "app".into(),
+                    candidate: "1.4.0".into(),
+                    verdict: "waits until 2026-12-04T11:00:00Z (created 2026-12-01T11:00:00Z, minimumAge 3d)".into(),
+                    passed: false,
+                }],
             }],
             reclones: vec![
                 "a stale lock file .git/index.lock was left by a process that was killed".into(),
@@ -356,6 +395,10 @@ mod tests {
         assert!(html.contains("<code>1.2.0</code></td><td data-label=\"PR\">#3</td><td data-label=\"Closed\">2026-11-30T10:00:00Z"), "{html}");
         assert!(
             html.contains("held PR #9 as it is: policy app is unknown (registry down)"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<code>1.4.0</code></td><td data-label=\"Verdict\" class=\"muted\">waits until 2026-12-04T11:00:00Z"),
             "{html}"
         );
     }

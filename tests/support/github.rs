@@ -25,6 +25,7 @@
 //! * `POST /app/installations/{id}/access_tokens` (after
 //!   [`FakeGitHub::with_app`]) checks the RS256 JWT: header, `iss` = app
 //!   id, `iat`/`exp` window, and the signature (with the `openssl` CLI);
+//! * commit statuses, created and combined as GitHub does (`github/status.rs`);
 //! * unknown routes: 404 with a message naming the route;
 //! * paths may carry a `/api/v3` prefix (GitHub Enterprise Server style).
 //!
@@ -45,6 +46,9 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 
 use super::AbortOnDrop;
+
+mod status;
+pub use status::FakeStatus;
 
 /// The login that personal tokens act as.
 pub const BOT_LOGIN: &str = "tidewatch-bot";
@@ -111,6 +115,8 @@ struct Inner {
     max_per_page: usize,
     /// While set, every request is answered with this status (an outage).
     outage: Option<u16>,
+    /// Commit statuses, oldest first (see `github/status.rs`).
+    statuses: Vec<FakeStatus>,
 }
 
 struct Reply {
@@ -219,6 +225,7 @@ impl FakeGitHub {
             rate_limits: VecDeque::new(),
             max_per_page: 100,
             outage: None,
+            statuses: Vec::new(),
         }));
         let router = Router::new().fallback(handle).with_state(shared.clone());
         let server = tokio::spawn(async move {
@@ -480,6 +487,10 @@ impl Inner {
             ("POST", ["repos", _, _, "issues", n, "assignees"]) => self.add_assignees(n, &body),
             ("GET", ["repos", _, _, "git", "ref" | "refs", rest @ ..]) if !rest.is_empty() => {
                 self.get_ref(&rest.join("/"))
+            }
+            ("POST", ["repos", _, _, "statuses", sha]) => self.create_status(sha, &body),
+            ("GET", ["repos", _, _, "commits", reference, "status"]) => {
+                self.combined_status(reference)
             }
             ("DELETE", ["repos", _, _, "git", "refs", rest @ ..]) if !rest.is_empty() => {
                 self.delete_ref(&rest.join("/"))

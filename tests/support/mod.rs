@@ -14,6 +14,7 @@
 //! file uses every helper, hence the blanket `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod cosign;
 pub mod git_http;
 pub mod github;
 pub mod kube_api;

@@ -309,6 +309,51 @@ impl TestRegistry {
         image.digest
     }
 
+    /// Uploads `bytes` as a blob of `repo`; returns its digest.
+    pub async fn push_blob(&self, repo: &str, bytes: Vec<u8>) -> String {
+        let auth = self.push_auth(repo).await;
+        self.upload_blob(repo, &auth, bytes).await
+    }
+
+    /// PUTs `body` as a manifest (or index) of `media_type` under
+    /// `reference` (a tag or its digest); returns its digest.
+    pub async fn push_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        body: Vec<u8>,
+    ) -> String {
+        let auth = self.push_auth(repo).await;
+        self.put_manifest(repo, &auth, reference, media_type, body)
+            .await
+    }
+
+    /// The bytes of a manifest or index (any OCI or Docker type), or
+    /// `None` on 404.
+    pub async fn manifest(&self, repo: &str, reference: &str) -> Option<Vec<u8>> {
+        let auth = self.push_auth(repo).await;
+        let url = format!("{}/v2/{repo}/manifests/{reference}", self.base_url());
+        let response = auth
+            .apply(self.client.get(&url))
+            .header(
+                reqwest::header::ACCEPT,
+                format!("{OCI_MANIFEST}, {OCI_INDEX}, application/vnd.docker.distribution.manifest.v2+json"),
+            )
+            .send()
+            .await
+            .expect("GET manifest");
+        if response.status() == StatusCode::NOT_FOUND {
+            return None;
+        }
+        assert!(
+            response.status().is_success(),
+            "GET {url}: {}",
+            response.status()
+        );
+        Some(response.bytes().await.expect("manifest body").to_vec())
+    }
+
     // ----- internals -------------------------------------------------------
 
     fn config_path(&self) -> PathBuf {

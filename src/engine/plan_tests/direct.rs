@@ -217,6 +217,8 @@ fn digests_needed_lists_each_pinned_pick_once() {
             heads: Vec::new(),
         }],
         digests: HashMap::new(),
+        now: jiff::Timestamp::UNIX_EPOCH,
+        gates: Default::default(),
     };
     assert_eq!(
         digests_needed(&w.config, &snapshot),
@@ -236,6 +238,8 @@ fn unreadable_files_fail_the_group() {
             heads: Vec::new(),
         }],
         digests: HashMap::new(),
+        now: jiff::Timestamp::UNIX_EPOCH,
+        gates: Default::default(),
     };
     let plans = plan(&w.config, &snapshot, &author());
     assert_eq!(

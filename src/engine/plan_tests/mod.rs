@@ -4,6 +4,7 @@
 //! `pull_requests.rs`; the world they share is built here.
 
 mod direct;
+mod gates;
 mod pull_requests;
 
 use std::collections::{BTreeMap, HashMap};
@@ -198,6 +199,8 @@ fn run(world: &World, case: Case) -> Vec<GroupPlan> {
         policies,
         updates,
         digests: case.digests,
+        now: jiff::Timestamp::UNIX_EPOCH,
+        gates: Default::default(),
     };
     plan(config, &snapshot, &author())
 }

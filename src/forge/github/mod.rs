@@ -12,6 +12,7 @@
 //! lifetime.
 
 mod pulls;
+mod status;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -40,6 +40,13 @@ impl Forge for GitHub {
         }
     }
 
+    async fn commit_status(
+        &self,
+        sha: &str,
+    ) -> Result<Option<crate::forge::CommitState>, ForgeError> {
+        self.combined_status(sha).await
+    }
+
     async fn closed_prs_for_head(&self, head: &str) -> Result<Vec<PullRequestInfo>, ForgeError> {
         let action = format!("looking up closed pull requests for branch {head}");
         self.list_for_head(head, octocrab::params::State::Closed, &action)
